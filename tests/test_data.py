@@ -1,0 +1,203 @@
+"""tfaudio.data: discovery, summaries, splits and the tf.data pipeline."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tfaudio.data import (
+    DatasetError,
+    PipelineConfig,
+    SkippedFiles,
+    SplitError,
+    holdout,
+    iter_batches,
+    load_dataset,
+    make_splits,
+    predefined_folds,
+    stratified_kfold,
+    summarize,
+    tf_dataset,
+)
+
+
+def write_clip(path, seconds=0.5, rate=16000, freq=440.0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * rate)) / rate
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate)
+
+
+@pytest.fixture
+def folder_tree(tmp_path):
+    """Two classes in folders, plus the clutter a real folder has."""
+    for i in range(6):
+        write_clip(tmp_path / "dog" / f"d{i}.wav", freq=300 + i)
+        write_clip(tmp_path / "cat" / "sub" / f"c{i}.flac", freq=900 + i)
+    (tmp_path / "dog" / ".hidden.wav").write_bytes(b"junk")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "x.wav").write_bytes(b"junk")
+    (tmp_path / "cat" / "notes.md").write_text("about cats")
+    (tmp_path / "dog" / "broken.wav").write_bytes(b"RIFF" + bytes(100))
+    return tmp_path
+
+
+def test_folder_discovery_ignores_hidden_files_and_lists_unknown_extensions(folder_tree):
+    ds = load_dataset(folder_tree)
+    assert ds.classes == ("cat", "dog")
+    assert len(ds) == 13  # 6 + 6 + the broken .wav, found but not yet read
+    assert not any(".hidden" in str(c.path) or ".git" in str(c.path) for c in ds.clips)
+    assert [p.reason for p in ds.ignored] == ["unknown audio extension '.md'"]
+    assert ds.folds is None and ds.groups is None
+    assert sorted(np.bincount(ds.labels)) == [6, 7]
+
+
+def test_summary_lists_the_corrupt_file_and_counts_the_rest(folder_tree):
+    summary = summarize(load_dataset(folder_tree))
+    assert len(summary.clips) == 12
+    assert [p.path for p in summary.unreadable] == [str(folder_tree / "dog" / "broken.wav")]
+    facts = summary.to_dict()
+    assert facts["clips_per_class"] == {"cat": 6, "dog": 6}
+    assert facts["sample_rates"] == {16000: 12}
+    assert facts["duration_seconds"]["total"] == pytest.approx(6.0)
+
+
+def test_manifest_paths_are_relative_to_the_csv(tmp_path):
+    for i in range(4):
+        write_clip(tmp_path / "audio" / f"a{i}.wav")
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "m.csv").write_text(
+        "filename,label,fold,speaker\n"
+        "../audio/a0.wav,yes,1,s1\n../audio/a1.wav,no,1,s2\n"
+        "../audio/a2.wav,yes,2,s3\n../audio/a3.wav,no,2,s1\n"
+        "../audio/gone.wav,no,2,s4\n../audio/readme.txt,no,1,s1\n"
+    )
+    ds = load_dataset(tmp_path / "lists" / "m.csv", group_column="speaker")
+    assert [c.path.name for c in ds.clips] == ["a0.wav", "a1.wav", "a2.wav", "a3.wav"]
+    assert list(ds.folds) == [1, 1, 2, 2]
+    assert list(ds.groups) == ["s1", "s2", "s3", "s1"]
+    reasons = sorted(p.reason for p in ds.ignored)
+    assert reasons[0].startswith("listed in m.csv (line 6) but not found")
+    assert reasons[1] == "unknown audio extension '.txt'"
+
+
+def test_manifest_errors_are_specific(tmp_path):
+    (tmp_path / "bad.csv").write_text("file,class\na.wav,x\n")
+    with pytest.raises(DatasetError, match=r"lacks column\(s\) \['filename', 'label'\]"):
+        load_dataset(tmp_path / "bad.csv")
+    write_clip(tmp_path / "a.wav")
+    (tmp_path / "fold.csv").write_text("filename,label,fold\na.wav,x,one\n")
+    with pytest.raises(DatasetError, match="line 2: fold must be an integer"):
+        load_dataset(tmp_path / "fold.csv")
+    with pytest.raises(DatasetError, match="no such file"):
+        load_dataset(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no audio files found"):
+        load_dataset(tmp_path / "empty")
+
+
+def test_folder_with_meta_csv_uses_its_folds(synth_data):
+    ds = load_dataset(synth_data)
+    assert ds.source.endswith("meta.csv")
+    assert set(ds.folds) == {1, 2, 3, 4, 5}
+    splits = make_splits(ds)  # auto -> predefined
+    assert [s.name for s in splits] == ["fold1", "fold2", "fold3", "fold4", "fold5"]
+    for split in splits:
+        assert set(ds.folds[split.test]) == {int(split.name[-1])}
+        assert not set(split.train) & set(split.test)
+
+
+def test_stratified_kfold_is_seeded_stratified_and_covers_every_clip(synth_data):
+    ds = load_dataset(synth_data)
+    first, again, other = stratified_kfold(ds, 4, seed=1), stratified_kfold(ds, 4, seed=1), stratified_kfold(ds, 4, 2)
+    assert all(np.array_equal(a.test, b.test) for a, b in zip(first, again))
+    assert not all(np.array_equal(a.test, b.test) for a, b in zip(first, other))
+    assert sorted(np.concatenate([s.test for s in first])) == list(range(len(ds)))
+    for split in first:
+        assert list(np.bincount(ds.labels[split.test])) == [5, 5, 5, 5]
+
+
+def test_holdout_is_stratified(synth_data):
+    ds = load_dataset(synth_data)
+    (split,) = holdout(ds, test_size=0.25, seed=0)
+    assert list(np.bincount(ds.labels[split.test])) == [5, 5, 5, 5]
+
+
+def test_group_folds_never_share_a_group(tmp_path):
+    rows = ["filename,label,group"]
+    for i in range(24):
+        label = "a" if i % 2 else "b"
+        write_clip(tmp_path / f"c{i}.wav")
+        rows.append(f"c{i}.wav,{label},spk{i % 6}")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    ds = load_dataset(tmp_path)
+    splits = make_splits(ds, "auto", k=3, seed=0)
+    assert len(splits) == 3
+    for split in splits:
+        assert not set(ds.groups[split.train]) & set(ds.groups[split.test])
+    with pytest.raises(SplitError, match="needs at least 7 groups; found 6"):
+        make_splits(ds, "group", k=7)
+
+
+def test_too_few_clips_for_the_split_is_refused_by_name(folder_tree):
+    shutil.rmtree(folder_tree / "cat")
+    write_clip(folder_tree / "cat" / "only.wav")
+    ds = load_dataset(folder_tree)
+    with pytest.raises(SplitError, match=r"too few in: 'cat' \(1\)"):
+        stratified_kfold(ds, 5)
+    with pytest.raises(SplitError, match="'cat'"):
+        holdout(ds)
+    with pytest.raises(SplitError, match="no predefined folds"):
+        predefined_folds(ds)
+
+
+def test_iter_batches_skips_bad_files_or_fails_fast(folder_tree):
+    ds = load_dataset(folder_tree)
+    errors = []
+    batches = list(iter_batches(ds.clips, batch_size=5, on_error=errors.append))
+    assert [e.path for e in errors] == [str(folder_tree / "dog" / "broken.wav")]
+    assert sum(len(b.indices) for b in batches) == 12
+    assert all(b.waveforms.shape == (len(b.indices), 8000) for b in batches)
+    assert all((b.lengths == 8000).all() for b in batches)
+    with pytest.raises(Exception, match="broken.wav"):
+        list(iter_batches(ds.clips, batch_size=5))
+
+
+def test_tf_dataset_batches_fixed_length_labelled_audio_and_skips_corrupt(folder_tree):
+    ds = load_dataset(folder_tree)
+    skipped = SkippedFiles()
+    config = PipelineConfig(duration=1.0, batch_size=4, cache=True)
+    pipeline = tf_dataset(ds, config=config, skipped=skipped)
+    waves, labels = [], []
+    for wave, label in pipeline:
+        waves.append(wave.numpy())
+        labels.append(label.numpy())
+    waves, labels = np.concatenate(waves), np.concatenate(labels)
+    assert waves.shape == (12, 16000) and waves.dtype == np.float32
+    assert np.all(waves[:, 8000:] == 0) and np.all(np.abs(waves[:, :8000]).max(axis=1) > 0.2)
+    expected = [ds.labels[i] for i, c in enumerate(ds.clips) if c.path.name != "broken.wav"]
+    assert list(labels) == expected
+    assert [p.path for p in skipped.problems] == [str(folder_tree / "dog" / "broken.wav")]
+    # The cache serves the second epoch without decoding again.
+    second = np.concatenate([w.numpy() for w, _ in pipeline])
+    np.testing.assert_array_equal(second, waves)
+    assert len(skipped.problems) == 1
+
+
+def test_tf_dataset_shuffle_is_seeded(synth_data):
+    ds = load_dataset(synth_data)
+    config = PipelineConfig(duration=0.1, batch_size=80, shuffle=True, seed=3)
+    first = next(iter(tf_dataset(ds, config=config)))[1].numpy()
+    again = next(iter(tf_dataset(ds, config=config)))[1].numpy()
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, ds.labels)
+
+
+def test_esc10_has_400_clips_in_10_classes_and_5_folds(esc10):
+    ds = load_dataset(esc10)
+    summary = summarize(ds).to_dict()
+    assert summary["clips"] == 400 and len(summary["classes"]) == 10
+    assert summary["folds"] == [1, 2, 3, 4, 5]
+    assert summary["unreadable"] == []
