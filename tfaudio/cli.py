@@ -10,12 +10,32 @@ from pathlib import Path
 
 import click
 
-# TensorFlow logs hardware notices at import; users of a CLI want their output, not those.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfaudio import __version__
+from tfaudio.audio import AudioError
+from tfaudio.data import DatasetError
 
-from tfaudio import __version__  # noqa: E402
-from tfaudio.audio import AudioError  # noqa: E402
-from tfaudio.data import DatasetError  # noqa: E402
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow and initialise its devices with C-level stderr silenced.
+
+    TF 2.21 prints oneDNN, CUDA-stub and cuInit notices from C++ before its logging is set
+    up, so TF_CPP_MIN_LOG_LEVEL cannot hide them. Python exceptions still surface, and
+    TFAUDIO_VERBOSE=1 shows everything.
+    """
+    if os.environ.get("TFAUDIO_VERBOSE") or "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _friendly_errors(command):
@@ -107,6 +127,7 @@ def info(data: Path, group_column: str | None, as_json: bool):
 def features(data: Path, out: Path, batch_size: int, max_duration: float | None, group_column: str | None, strict: bool):
     """Compute the hand-crafted baseline (MFCC + deltas and spectral descriptors, mean and
     standard deviation over time) for every clip, in batches through tf.signal."""
+    _import_tensorflow_quietly()
     from tfaudio.data import load_dataset
     from tfaudio.handcrafted import ExtractConfig, HandcraftedParams, extract
 

@@ -519,7 +519,7 @@ def params_from_dict(cls, values: dict):
     return cls(**kwargs)
 
 
-class _ParamsLayer(keras.layers.Layer):
+class ParamsLayer(keras.layers.Layer):
     """A layer configured by one params dataclass; subclasses set ``params_class``."""
 
     params_class: type
@@ -539,7 +539,7 @@ class _ParamsLayer(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfaudio")
-class STFT(_ParamsLayer):
+class STFT(ParamsLayer):
     """``waveform: float32 [batch, samples] -> float32 [batch, frames, num_bins]``: |STFT|^power."""
 
     params_class = STFTParams
@@ -549,7 +549,7 @@ class STFT(_ParamsLayer):
 
 
 @keras.saving.register_keras_serializable(package="tfaudio")
-class LogMel(_ParamsLayer):
+class LogMel(ParamsLayer):
     """``waveform: float32 [batch, samples] -> float32 [batch, frames, num_mel_bins]``.
 
     ``lengths``: optional int32 [batch] valid samples per clip; only matters for ``top_db``.
@@ -568,7 +568,7 @@ class LogMel(_ParamsLayer):
 
 
 @keras.saving.register_keras_serializable(package="tfaudio")
-class MFCC(_ParamsLayer):
+class MFCC(ParamsLayer):
     """``waveform: float32 [batch, samples] -> float32 [batch, frames, num_features]``.
 
     Columns are the MFCCs, then deltas and second deltas if ``params.deltas`` asks.
@@ -590,7 +590,7 @@ class MFCC(_ParamsLayer):
 
 
 @keras.saving.register_keras_serializable(package="tfaudio")
-class SpectralDescriptors(_ParamsLayer):
+class SpectralDescriptors(ParamsLayer):
     """``waveform: float32 [batch, samples] -> float32 [batch, frames, len(params.names)]``.
 
     Columns, in order: centroid, bandwidth, rolloff, flatness, contrast_0..contrast_N, zcr, rms

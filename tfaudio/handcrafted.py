@@ -88,7 +88,7 @@ def feature_names(params: HandcraftedParams = HandcraftedParams()) -> list[str]:
 
 
 @keras.saving.register_keras_serializable(package="tfaudio")
-class HandcraftedFeatures(keras.layers.Layer):
+class HandcraftedFeatures(frontend.ParamsLayer):
     """``waveform: float32 [batch, samples], lengths: int32 [batch] -> float32 [batch, features]``.
 
     ``lengths`` (optional) gives each clip's valid samples in a zero-padded batch; frames the
@@ -96,9 +96,10 @@ class HandcraftedFeatures(keras.layers.Layer):
     :func:`feature_names`. A clip with no frames gives zeros.
     """
 
+    params_class = HandcraftedParams
+
     def __init__(self, params: HandcraftedParams | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.params = HandcraftedParams() if params is None else params
+        super().__init__(params, **kwargs)
         scale = np.ones(len(frame_feature_names(self.params)), np.float32)
         for name in _HZ_DESCRIPTORS:
             scale[frame_feature_names(self.params).index(name)] = 1e-3
@@ -126,15 +127,6 @@ class HandcraftedFeatures(keras.layers.Layer):
         var = tf.reduce_sum(((per_frame - mean[:, tf.newaxis]) * weights) ** 2, axis=1) / count
         pooled = tf.stack([mean, tf.sqrt(var)], axis=-1)  # [batch, columns, (mean, std)]
         return tf.reshape(pooled, [tf.shape(waveform)[0], 2 * len(self._scale)])
-
-    def get_config(self):
-        return {**super().get_config(), "params": frontend.params_to_dict(self.params)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        params = frontend.params_from_dict(HandcraftedParams, config.pop("params"))
-        return cls(params, **config)
 
 
 def _graph(params: HandcraftedParams):
