@@ -14,6 +14,7 @@ import tensorflow as tf
 from conftest import shared_path
 
 from tfaudio.models import yamnet as Y
+from tfaudio.models.base import pool
 
 SR = 16000
 PARAMS = Y.YamnetParams()
@@ -201,18 +202,6 @@ def test_folded_inference_equals_keras_network(random_yamnet):
     np.testing.assert_allclose(got[1], expected[1], rtol=1e-4, atol=1e-4)
 
 
-def test_pool_patches_known_values():
-    values = np.array([[[1.0], [3.0], [100.0]], [[5.0], [-7.0], [2.0]]], np.float32)
-    mask = np.array([[True, True, False], [True, True, True]])
-    np.testing.assert_allclose(Y.pool_patches(values, mask, "mean"), [[2.0], [0.0]])
-    np.testing.assert_allclose(Y.pool_patches(values, mask, "max"), [[3.0], [5.0]])
-    np.testing.assert_allclose(Y.pool_patches(values, mask, "mean+std"), [[2.0, 1.0], [0.0, np.sqrt(26.0)]], rtol=1e-6)
-    with pytest.raises(ValueError, match="no valid patch"):
-        Y.pool_patches(values, np.zeros((2, 3), bool))
-    with pytest.raises(ValueError, match="unknown pooling"):
-        Y.pool_patches(values, mask, "median")
-
-
 def test_keras_weights_round_trip(random_yamnet, tmp_path):
     path = tmp_path / "yamnet.weights.h5"
     random_yamnet.network.save_weights(path)
@@ -305,7 +294,7 @@ def test_speech_commands_top1_is_speech(pretrained, class_names):
     top = np.empty(len(dataset), np.int64)
     for batch in iter_batches(dataset.clips, SR, 64):
         out = pretrained.embed(batch.waveforms, batch.lengths)
-        top[batch.indices] = Y.pool_patches(out.scores, out.patch_mask, "mean").argmax(axis=1)
+        top[batch.indices] = pool(out.scores, out.patch_mask, "mean").argmax(axis=1)
     labels = np.array([clip.label for clip in dataset.clips])
     speech = top == class_names.index("Speech")
     # Measured: 296 / 300 words (98.7 %), 5 / 398 noise cuts (1.3 %).
@@ -371,7 +360,7 @@ def esc10_embeddings(pretrained):
     vectors = np.empty((len(dataset), 1024), np.float32)
     for batch in iter_batches(dataset.clips, SR, 32):
         out = pretrained.embed(batch.waveforms, batch.lengths)
-        vectors[batch.indices] = Y.pool_patches(out.embeddings, out.patch_mask, "mean")
+        vectors[batch.indices] = pool(out.embeddings, out.patch_mask, "mean")
     return dataset, vectors
 
 

@@ -46,9 +46,6 @@ YAMNET_CLASS_MAP_URL = (
     "https://raw.githubusercontent.com/tensorflow/models/master/research/audioset/yamnet/yamnet_class_map.csv"
 )
 
-#: How :func:`pool_patches` can reduce patch vectors to one vector per clip.
-POOLING = ("mean", "max", "mean+std")
-
 # (kind, stride, filters) per block; every kernel is 3x3 (pointwise convolutions are 1x1).
 _BLOCKS = (
     ("conv", 2, 32),
@@ -508,32 +505,6 @@ class Yamnet:
             raise ValueError(f"lengths must be in 0..{waveforms.shape[1]} (the batch width), got {lengths}")
         output = self.embed_graph(tf.constant(waveforms), tf.constant(lengths, dtype=tf.int32))
         return YamnetOutput(*(tensor.numpy() for tensor in output))
-
-
-def pool_patches(values: np.ndarray, mask: np.ndarray, method: str = "mean") -> np.ndarray:
-    """Reduce patch vectors to clip vectors over each clip's valid patches only.
-
-    Args:
-        values: float32 [batch, patches, dim] (embeddings or scores).
-        mask: bool [batch, patches], at least one true per clip.
-        method: "mean", "max" or "mean+std" (population standard deviation appended).
-    Returns:
-        float32 [batch, dim], or [batch, 2 * dim] for "mean+std".
-    """
-    if method not in POOLING:
-        raise ValueError(f"unknown pooling {method!r}; choose one of {POOLING}")
-    values = np.asarray(values, dtype=np.float32)
-    weights = np.asarray(mask, dtype=bool)[:, :, np.newaxis]
-    counts = weights.sum(axis=1, dtype=np.float32)
-    if np.any(counts == 0):
-        raise ValueError(f"clips {np.flatnonzero(counts[:, 0] == 0).tolist()} have no valid patch")
-    if method == "max":
-        return np.where(weights, values, -np.inf).max(axis=1)
-    mean = np.where(weights, values, 0.0).sum(axis=1) / counts
-    if method == "mean":
-        return mean
-    variance = np.where(weights, (values - mean[:, np.newaxis]) ** 2, 0.0).sum(axis=1) / counts
-    return np.concatenate([mean, np.sqrt(variance)], axis=1).astype(np.float32)
 
 
 def load_class_map(path: str | os.PathLike) -> list[str]:
