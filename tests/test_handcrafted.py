@@ -48,7 +48,8 @@ def batch_features(padded_batch):
 
 def test_names_are_unique_and_match_the_output_width(batch_features):
     assert len(NAMES) == len(set(NAMES)) == batch_features.shape[1] == 104
-    assert NAMES[:4] == ["mfcc_00_mean", "mfcc_00_std", "mfcc_01_mean", "mfcc_01_std"]
+    assert NAMES[:2] == ["mfcc_00_mean", "mfcc_01_mean"]
+    assert NAMES[len(NAMES) // 2 :][:2] == ["mfcc_00_std", "mfcc_01_std"]
     for name in [
         "dmfcc_12_std",
         "ddmfcc_00_mean",

@@ -13,29 +13,7 @@ import click
 from tfaudio import __version__
 from tfaudio.audio import AudioError
 from tfaudio.data import DatasetError
-
-
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow and initialise its devices with C-level stderr silenced.
-
-    TF 2.21 prints oneDNN, CUDA-stub and cuInit notices from C++ before its logging is set
-    up, so TF_CPP_MIN_LOG_LEVEL cannot hide them. Python exceptions still surface, and
-    TFAUDIO_VERBOSE=1 shows everything.
-    """
-    if os.environ.get("TFAUDIO_VERBOSE") or "tensorflow" in sys.modules:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+from tfaudio.quiet import import_tensorflow_quietly
 
 
 def _friendly_errors(command):
@@ -127,7 +105,7 @@ def info(data: Path, group_column: str | None, as_json: bool):
 def features(data: Path, out: Path, batch_size: int, max_duration: float | None, group_column: str | None, strict: bool):
     """Compute the hand-crafted baseline (MFCC + deltas and spectral descriptors, mean and
     standard deviation over time) for every clip, in batches through tf.signal."""
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     from tfaudio.data import load_dataset
     from tfaudio.handcrafted import ExtractConfig, HandcraftedParams, extract
 
@@ -148,6 +126,109 @@ def features(data: Path, out: Path, batch_size: int, max_duration: float | None,
         f"wrote {len(table.frame)} clips x {len(table.feature_columns)} features to {out}"
         + (f" ({len(table.skipped)} skipped)" if table.skipped else "")
     )
+
+
+def _safe_name(model: str) -> str:
+    """A file name for a model name such as hf:facebook/wav2vec2-base."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model)
+
+
+@main.command()
+def models():
+    """List the representations: dimension, sample rate, weights, and whether each can run
+    on this machine right now without network access."""
+    from tfaudio.models.registry import describe
+
+    rows = describe()
+    width = max(len(r.info.name) for r in rows)
+    click.echo(f"{'name':<{width}}  {'dim':>5}  {'rate':>6}  offline  weights")
+    for row in rows:
+        state = "yes" if row.available else "no"
+        detail = row.detail if row.available else row.detail.splitlines()[0]
+        click.echo(f"{row.info.name:<{width}}  {row.info.dim:>5}  {row.info.sample_rate:>6}  {state:<7}  {detail}")
+        click.echo(f"{'':<{width}}  {row.info.description}")
+    click.echo("\nWeights are looked for in TFAUDIO_MODELS/<model>/<file>, then TFAUDIO_HOME (~/.cache/tfaudio), "
+               "then downloaded unless TFAUDIO_OFFLINE=1.")
+
+
+@main.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--model", "model_names", multiple=True, required=True, help="Representation name; repeat for several.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for <model>.parquet.")
+@click.option("--pooling", type=click.Choice(["mean", "max", "mean+std"]), help="Clip pooling (default: per model).")
+@click.option("--frames", is_flag=True, help="Write frame-level embeddings instead of pooled clip vectors.")
+@click.option("--batch-size", default=32, show_default=True, help="Clips per batch.")
+@click.option("--max-duration", type=float, help="Use at most this many seconds of each clip.")
+@click.option("--group-column", help="Manifest column that groups clips (default: 'group' when present).")
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Embedding cache (default: $TFAUDIO_HOME/embeddings).")
+@click.option("--strict", is_flag=True, help="Stop at the first unreadable file instead of skipping it.")
+@_friendly_errors
+def embed(data, model_names, out, pooling, frames, batch_size, max_duration, group_column, store, strict):
+    """Embed every clip with each model, through the embedding cache: clips already embedded
+    with the same model, weights and settings are read back instead of recomputed."""
+    from tfaudio.data import load_dataset
+    from tfaudio.models.registry import ModelUnavailable, get
+    from tfaudio.store import FRAMES, EmbedConfig, EmbeddingStore, embed_dataset
+
+    dataset = load_dataset(data, group_column=group_column)
+    cache = EmbeddingStore(store)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in model_names:
+        try:
+            model = get(name)
+        except ModelUnavailable as err:
+            raise click.ClickException(f"{name} is unavailable: {err}") from None
+        config = EmbedConfig(
+            pooling=FRAMES if frames else pooling, batch_size=batch_size, max_duration=max_duration, strict=strict
+        )
+        with _progress(len(dataset), name) as bar:
+            table = embed_dataset(dataset, model, cache, config, progress=bar.update)
+        target = out / f"{_safe_name(name)}{'_frames' if frames else ''}.parquet"
+        table.write_parquet(target)
+        stats = table.stats
+        speed = f", {stats.audio_seconds / stats.seconds:.0f}x real time" if stats.computed else ""
+        click.echo(
+            f"{name}: {len(table.clips)} clips -> {target} ({stats.cached} cached, {stats.computed} computed, "
+            f"{len(stats.skipped)} skipped; {stats.seconds:.1f} s{speed})"
+        )
+        for problem in stats.skipped:
+            click.echo(f"  skipped {problem.path}: {problem.reason}", err=True)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--top", default=3, show_default=True, help="Classes shown per time step.")
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path), help="yamnet.h5 to use.")
+@_friendly_errors
+def tag(files, top, weights_path):
+    """Tag audio files with YAMNet's 521 AudioSet classes: the top classes every 0.48 s and
+    over the whole file."""
+    import_tensorflow_quietly()
+    import numpy as np
+
+    from tfaudio.audio import load
+    from tfaudio.models import weights
+    from tfaudio.models.registry import ModelUnavailable, get
+    from tfaudio.models.yamnet import load_class_map
+
+    try:
+        model = get("yamnet", weights_path=weights_path).loaded()
+        classes = load_class_map(weights.resolve(weights.YAMNET_CLASS_MAP))
+    except (ModelUnavailable, weights.WeightsUnavailable) as err:
+        raise click.ClickException(str(err)) from None
+    hop = model.frame_hop_seconds
+    for path in files:
+        wave = load(path, model.sample_rate)
+        out = model.model.embed(wave[np.newaxis])
+        scores = out.scores[0][out.patch_mask[0]]
+        click.echo(f"{path}  ({len(wave) / model.sample_rate:.2f} s)")
+        for step, row in enumerate(scores):
+            best = np.argsort(row)[::-1][:top]
+            labels = ", ".join(f"{classes[i]} {row[i]:.2f}" for i in best)
+            click.echo(f"  {step * hop:7.2f} s  {labels}")
+        overall = scores.mean(axis=0)
+        best = np.argsort(overall)[::-1][:top]
+        click.echo("  overall    " + ", ".join(f"{classes[i]} {overall[i]:.2f}" for i in best))
 
 
 @main.group()

@@ -8,17 +8,21 @@ through that manifest (the layout of ESC-50 and of the datasets tfaudio writes).
 
 from __future__ import annotations
 
+import csv
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from tfaudio.audio import AUDIO_EXTENSIONS, AudioError, fix_length, info, load
+
+if TYPE_CHECKING:  # pandas is imported where a summary is built, not for every dataset read
+    import pandas as pd
 
 MANIFEST_NAMES = ("meta.csv", "manifest.csv")
 
@@ -130,24 +134,28 @@ def _from_folders(root: Path) -> Dataset:
 
 
 def _from_manifest(csv_path: Path, group_column: str | None) -> Dataset:
+    # The csv module rather than pandas: reading a manifest should not cost a pandas import
+    # (a fully cached `tfaudio embed` run is otherwise mostly import time).
     try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in reader.fieldnames or []]
+            rows = [{k.strip(): (v or "") for k, v in row.items() if k is not None} for row in reader]
+    except (csv.Error, UnicodeDecodeError) as err:
         raise DatasetError(f"{csv_path}: not a readable CSV manifest ({err})") from None
-    missing = {"filename", "label"} - set(table.columns)
+    missing = {"filename", "label"} - set(columns)
     if missing:
         raise DatasetError(
             f"{csv_path}: manifest lacks column(s) {sorted(missing)}; expected filename,label[,fold][,group], "
-            f"found {list(table.columns)}"
+            f"found {columns}"
         )
-    group_column = group_column or ("group" if "group" in table.columns else None)
-    if group_column and group_column not in table.columns:
-        raise DatasetError(f"{csv_path}: group column '{group_column}' not found in {list(table.columns)}")
+    group_column = group_column or ("group" if "group" in columns else None)
+    if group_column and group_column not in columns:
+        raise DatasetError(f"{csv_path}: group column '{group_column}' not found in {columns}")
     root = csv_path.parent
     clips: list[Clip] = []
     ignored: list[Problem] = []
-    for line, row in enumerate(table.itertuples(index=False), start=2):
-        row = row._asdict()
+    for line, row in enumerate(rows, start=2):
         name, label = row["filename"].strip(), row["label"].strip()
         if not name or not label:
             raise DatasetError(f"{csv_path}, line {line}: empty filename or label")
@@ -211,6 +219,8 @@ class Summary:
 
     def per_class(self) -> pd.DataFrame:
         """clips, total and mean duration per class (every class listed, even if unreadable)."""
+        import pandas as pd
+
         grouped = self.clips.groupby("label")["duration"]
         table = pd.DataFrame({"clips": grouped.size(), "seconds": grouped.sum(), "mean_seconds": grouped.mean()})
         return table.reindex(list(self.dataset.classes), fill_value=0)
@@ -268,6 +278,8 @@ def summarize(dataset: Dataset, progress: Callable[[int], None] | None = None) -
                 )
             if progress:
                 progress(1)
+    import pandas as pd
+
     columns = ["path", "label", "fold", "group", "sample_rate", "channels", "duration", "format"]
     return Summary(dataset=dataset, clips=pd.DataFrame(rows, columns=columns), unreadable=tuple(unreadable))
 

@@ -8,7 +8,6 @@ gives the same vector as the clip alone.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,71 +19,15 @@ import tensorflow as tf
 from tfaudio import frontend
 from tfaudio.audio import AudioError
 from tfaudio.data import Dataset, Problem, iter_batches
+from tfaudio.models.base import FrameEmbeddings, Representation
+from tfaudio.params import (  # noqa: F401  (feature_names re-exported)
+    HandcraftedParams,
+    feature_names,
+    frame_feature_names,
+    handcrafted_identity,
+)
 
 _HZ_DESCRIPTORS = ("centroid", "bandwidth", "rolloff")  # reported in kHz to keep scales close
-
-
-@dataclasses.dataclass(frozen=True)
-class HandcraftedParams:
-    """Settings of the baseline vector (defaults: 25 ms Hann window, 10 ms hop at 16 kHz).
-
-    Frames are centred with zero padding (librosa's default), so even a clip shorter than one
-    window has a frame, and a padded clip's frames equal its own.
-    """
-
-    sample_rate: int = 16000
-    window_length: int = 400
-    hop_length: int = 160
-    fft_length: int = 512
-    num_mel_bins: int = 64
-    fmin: float = 0.0
-    fmax: float | None = None
-    num_mfcc: int = 13
-    deltas: int = 2
-    delta_width: int = 9
-
-    @property
-    def stft(self) -> frontend.STFTParams:
-        """Framing shared by every per-frame feature (magnitude)."""
-        return frontend.STFTParams(
-            sample_rate=self.sample_rate,
-            window_length=self.window_length,
-            hop_length=self.hop_length,
-            fft_length=self.fft_length,
-            center=True,
-        )
-
-    @property
-    def mfcc(self) -> frontend.MFCCParams:
-        mel = frontend.MelParams(
-            stft=dataclasses.replace(self.stft, power=2.0),
-            num_mel_bins=self.num_mel_bins,
-            fmin=self.fmin,
-            fmax=self.fmax,
-        )
-        return frontend.MFCCParams(
-            mel=mel, num_mfcc=self.num_mfcc, deltas=self.deltas, delta_width=self.delta_width
-        )
-
-    @property
-    def descriptors(self) -> frontend.DescriptorParams:
-        return frontend.DescriptorParams(stft=self.stft)
-
-
-def frame_feature_names(params: HandcraftedParams) -> list[str]:
-    """Names of the per-frame columns pooled by :class:`HandcraftedFeatures`, in order."""
-    prefixes = ["mfcc", "dmfcc", "ddmfcc"][: 1 + params.deltas]
-    mfcc = [f"{prefix}_{k:02d}" for prefix in prefixes for k in range(params.num_mfcc)]
-    return mfcc + params.descriptors.names
-
-
-def feature_names(params: HandcraftedParams = HandcraftedParams()) -> list[str]:
-    """Column names of the clip vector: ``<frame feature>_mean``, ``<frame feature>_std`` pairs.
-
-    Units: MFCCs from dB mel power; centroid, bandwidth and rolloff in kHz; flatness, zcr and
-    rms as in :func:`tfaudio.frontend.spectral_descriptors`.
-    """
-    return [f"{name}_{stat}" for name in frame_feature_names(params) for stat in ("mean", "std")]
 
 
 @keras.saving.register_keras_serializable(package="tfaudio")
@@ -105,7 +48,9 @@ class HandcraftedFeatures(frontend.ParamsLayer):
             scale[frame_feature_names(self.params).index(name)] = 1e-3
         self._scale = scale
 
-    def call(self, waveform, lengths=None):
+    def frame_features(self, waveform, lengths=None):
+        """-> (float32 [batch, frames, len(frame_feature_names)], bool [batch, frames] mask of
+        the frames each clip has on its own)."""
         params = self.params
         frames = frontend.frame(waveform, params.stft)
         power = frontend.power_spectrum(frames, params.stft)
@@ -118,15 +63,16 @@ class HandcraftedFeatures(frontend.ParamsLayer):
         log_mel = frontend.mel_from_spectrogram(power, params.mfcc.mel, mask)
         mfcc = frontend.mfcc_from_log_mel(log_mel, params.mfcc, valid)
         descriptors = frontend.spectral_descriptors(frames, tf.sqrt(power), params.descriptors)
-        per_frame = tf.concat([mfcc, descriptors], axis=-1) * self._scale  # [batch, frames, cols]
+        return tf.concat([mfcc, descriptors], axis=-1) * self._scale, mask
 
+    def call(self, waveform, lengths=None):
+        per_frame, mask = self.frame_features(waveform, lengths)
         weights = tf.cast(mask, tf.float32)[:, :, tf.newaxis]
-        count = tf.maximum(tf.cast(valid, tf.float32), 1.0)[:, tf.newaxis]
+        count = tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
         mean = tf.reduce_sum(per_frame * weights, axis=1) / count
         # Two passes: E[x^2] - E[x]^2 loses the spread of large-mean columns (c0) in float32.
         var = tf.reduce_sum(((per_frame - mean[:, tf.newaxis]) * weights) ** 2, axis=1) / count
-        pooled = tf.stack([mean, tf.sqrt(var)], axis=-1)  # [batch, columns, (mean, std)]
-        return tf.reshape(pooled, [tf.shape(waveform)[0], 2 * len(self._scale)])
+        return tf.concat([mean, tf.sqrt(var)], axis=-1)
 
 
 def _graph(params: HandcraftedParams):
@@ -249,3 +195,33 @@ def extract(
     values = np.concatenate(vectors) if vectors else np.zeros((0, len(names)), np.float32)
     frame = pd.concat([frame, pd.DataFrame(values, columns=list(names))], axis=1)
     return FeatureTable(frame=frame, feature_columns=names, skipped=tuple(skipped))
+
+
+# --------------------------------------------------------------------------- as a representation
+
+class HandcraftedRepresentation(Representation):
+    """The baseline behind the common interface: frames are the per-frame MFCCs, deltas and
+    descriptors (10 ms hop); the default "mean+std" pooling gives exactly the named vector of
+    :func:`feature_names`."""
+
+    name = "handcrafted"
+    default_pooling = "mean+std"
+
+    def __init__(self, params: HandcraftedParams = HandcraftedParams()):
+        self.params = params
+        self.sample_rate = params.sample_rate
+        self.frame_hop_seconds = params.hop_length / params.sample_rate
+        self.frame_names = frame_feature_names(params)
+        self.dim = len(self.frame_names)
+        layer = HandcraftedFeatures(params)
+        self._graph = tf.function(
+            layer.frame_features,
+            input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)],
+        )
+
+    def frames(self, waveforms: np.ndarray, lengths: np.ndarray) -> FrameEmbeddings:
+        per_frame, mask = self._graph(tf.constant(waveforms, tf.float32), tf.constant(lengths, tf.int32))
+        return FrameEmbeddings(per_frame.numpy(), mask.numpy())
+
+    def identity(self) -> dict:
+        return handcrafted_identity(self.params)

@@ -57,12 +57,14 @@ class Representation(abc.ABC):
         sample_rate: Hz the waveforms must be at.
         frame_hop_seconds: time between consecutive frames (for frame-level outputs).
         dim: size of one frame vector.
+        default_pooling: what `embed` uses unless told otherwise.
     """
 
     name: str
     sample_rate: int
     frame_hop_seconds: float
     dim: int
+    default_pooling: str = "mean"
 
     @abc.abstractmethod
     def frames(self, waveforms: np.ndarray, lengths: np.ndarray) -> FrameEmbeddings:
@@ -77,11 +79,11 @@ class Representation(abc.ABC):
         parameters, layer. Two representations with equal identities give equal vectors, so
         the embedding store keys its cache on it."""
 
-    def embed(self, waveforms: np.ndarray, lengths: np.ndarray, pooling: str = "mean") -> np.ndarray:
+    def embed(self, waveforms: np.ndarray, lengths: np.ndarray, pooling: str | None = None) -> np.ndarray:
         """float32 [batch, samples], int32 [batch] -> clip vectors float32 [batch, dim] (2 * dim
-        for "mean+std"), pooled over valid frames only."""
+        for "mean+std"), pooled over valid frames only (default: `default_pooling`)."""
         out = self.frames(waveforms, lengths)
-        return pool(out.embeddings, out.mask, pooling)
+        return pool(out.embeddings, out.mask, pooling or self.default_pooling)
 
     def pooled_dim(self, pooling: str) -> int:
         return 2 * self.dim if pooling == "mean+std" else self.dim

@@ -31,7 +31,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -39,12 +38,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-#: Google's release of the weights (legacy Keras HDF5); resolution and caching live elsewhere.
-YAMNET_WEIGHTS_URL = "https://storage.googleapis.com/audioset/yamnet.h5"
-#: The 521 class names (index, mid, display_name) that go with the weights.
-YAMNET_CLASS_MAP_URL = (
-    "https://raw.githubusercontent.com/tensorflow/models/master/research/audioset/yamnet/yamnet_class_map.csv"
-)
+from tfaudio.models.base import FrameEmbeddings, Representation
+from tfaudio.models.weights import YAMNET_CLASS_MAP, YAMNET_H5, sha256_of
+from tfaudio.models.yamnet_params import YamnetParams, yamnet_identity
 
 # (kind, stride, filters) per block; every kernel is 3x3 (pointwise convolutions are 1x1).
 _BLOCKS = (
@@ -69,93 +65,6 @@ EMBEDDING_SIZE = _BLOCKS[-1][2]
 # Keras 2 called the depthwise kernel `depthwise_kernel`; Keras 3 calls it `kernel`.
 _VARIABLE_ALIASES = {"depthwise_kernel": "kernel"}
 _BLOCK_NAME = re.compile(r"^layer(\d+)_")
-
-
-@dataclass(frozen=True)
-class YamnetParams:
-    """YAMNet's hyper-parameters (the reference ``params.py``), with the sample counts derived.
-
-    Changing a front-end field gives a different model that the released weights do not fit;
-    the fields exist so that the derivations below are explicit, and for training from scratch.
-    """
-
-    sample_rate: int = 16000
-    stft_window_seconds: float = 0.025
-    stft_hop_seconds: float = 0.010
-    mel_bands: int = 64
-    mel_min_hz: float = 125.0
-    mel_max_hz: float = 7500.0
-    log_offset: float = 0.001
-    patch_window_seconds: float = 0.96
-    patch_hop_seconds: float = 0.48
-    num_classes: int = 521
-    batchnorm_center: bool = True
-    batchnorm_scale: bool = False
-    batchnorm_epsilon: float = 1e-4
-    classifier_activation: str = "sigmoid"
-
-    def __post_init__(self):
-        if not 0 <= self.mel_min_hz < self.mel_max_hz <= self.sample_rate / 2:
-            raise ValueError(
-                f"need 0 <= mel_min_hz < mel_max_hz <= sample_rate / 2, got {self.mel_min_hz}, "
-                f"{self.mel_max_hz}, {self.sample_rate}"
-            )
-        if not 0 < self.patch_hop_frames <= self.patch_frames:
-            raise ValueError(
-                f"patch_hop_seconds={self.patch_hop_seconds} must be positive and at most "
-                f"patch_window_seconds={self.patch_window_seconds}"
-            )
-        if self.stft_window_samples < self.stft_hop_samples:
-            raise ValueError("stft_window_seconds must be at least stft_hop_seconds")
-
-    @property
-    def stft_window_samples(self) -> int:
-        """400: samples per STFT frame."""
-        return round(self.sample_rate * self.stft_window_seconds)
-
-    @property
-    def stft_hop_samples(self) -> int:
-        """160: samples between STFT frames."""
-        return round(self.sample_rate * self.stft_hop_seconds)
-
-    @property
-    def fft_length(self) -> int:
-        """512: the next power of two at or above the window."""
-        return 1 << (self.stft_window_samples - 1).bit_length()
-
-    @property
-    def num_spectrogram_bins(self) -> int:
-        """257: rfft bins of one frame."""
-        return self.fft_length // 2 + 1
-
-    @property
-    def patch_frames(self) -> int:
-        """96: STFT frames per patch."""
-        return round(self.patch_window_seconds / self.stft_hop_seconds)
-
-    @property
-    def patch_hop_frames(self) -> int:
-        """48: STFT frames between patch starts."""
-        return round(self.patch_hop_seconds / self.stft_hop_seconds)
-
-    @property
-    def patch_bands(self) -> int:
-        """64: mel bands per patch."""
-        return self.mel_bands
-
-    @property
-    def patch_samples(self) -> int:
-        """15600 (0.975 s): the shortest waveform giving one patch, ``(96 - 1) * 160 + 400``.
-
-        The reference computes it as ``patch_window + stft_window - stft_hop`` seconds; counting
-        in samples gives the same number without float truncation.
-        """
-        return (self.patch_frames - 1) * self.stft_hop_samples + self.stft_window_samples
-
-    @property
-    def patch_hop_samples(self) -> int:
-        """7680 (0.48 s): waveform samples between patch starts."""
-        return self.patch_hop_frames * self.stft_hop_samples
 
 
 # ----------------------------------------------------------------------------------------------
@@ -279,7 +188,7 @@ def load_weights(network: keras.Model, path: str | os.PathLike) -> None:
     """Assign every variable of ``network`` (from :func:`build_network`) from a Keras HDF5 file.
 
     The file is the legacy layout that Keras 2 ``save_weights`` writes and Google publishes
-    (:data:`YAMNET_WEIGHTS_URL`): root attribute ``layer_names``; per layer a group with a
+    (:data:`YAMNET_H5.url`): root attribute ``layer_names``; per layer a group with a
     ``weight_names`` attribute such as ``layer2/depthwise_conv/depthwise_kernel:0``. A file
     written by ``Model.save`` (weights under ``model_weights``) works too.
 
@@ -295,7 +204,7 @@ def load_weights(network: keras.Model, path: str | os.PathLike) -> None:
 
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found (the official file is {YAMNET_WEIGHTS_URL})")
+        raise WeightsError(f"{path}: weights file not found (the official file is {YAMNET_H5.url})")
     try:
         handle = h5py.File(path, "r")
     except OSError as err:
@@ -305,7 +214,7 @@ def load_weights(network: keras.Model, path: str | os.PathLike) -> None:
         if "layer_names" not in root.attrs:
             raise WeightsError(
                 f"{path}: no 'layer_names' attribute, so not a Keras HDF5 weights file in the layout of "
-                f"{YAMNET_WEIGHTS_URL} (a Keras 3 '.weights.h5' file loads with network.load_weights)"
+                f"{YAMNET_H5.url} (a Keras 3 '.weights.h5' file loads with network.load_weights)"
             )
         stored: dict[str, dict[str, tuple[str, object]]] = {}  # layer -> variable -> (file name, dataset)
         for layer_name in map(_text, root.attrs["layer_names"]):
@@ -520,8 +429,31 @@ def load_class_map(path: str | os.PathLike) -> list[str]:
                 raise ValueError(f"{path}: expected columns index,mid,display_name, found {reader.fieldnames}")
             rows = [(row["index"], row["display_name"]) for row in reader]
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: class map not found (the official file is {YAMNET_CLASS_MAP_URL})") from None
+        raise FileNotFoundError(f"{path}: class map not found (the official file is {YAMNET_CLASS_MAP.url})") from None
     indices = [int(index) for index, _ in rows]
     if indices != list(range(len(rows))):
         raise ValueError(f"{path}: indices must run 0..{len(rows) - 1} in order")
     return [name for _, name in rows]
+
+
+class YamnetRepresentation(Representation):
+    """YAMNet behind the common interface: one 1024-d frame per 0.96 s patch, every 0.48 s.
+
+    ``weights_path``: a resolved ``yamnet.h5`` (None: random weights, for tests and timing).
+    """
+
+    name = "yamnet"
+    sample_rate = 16000
+    frame_hop_seconds = YamnetParams().patch_hop_seconds
+    dim = EMBEDDING_SIZE
+
+    def __init__(self, weights_path: str | os.PathLike | None = None, params: YamnetParams = YamnetParams()):
+        self.model = Yamnet(params, weights_path)
+        self._digest = "random" if weights_path is None else sha256_of(weights_path)
+
+    def frames(self, waveforms: np.ndarray, lengths: np.ndarray) -> FrameEmbeddings:
+        out = self.model.embed(waveforms, lengths)
+        return FrameEmbeddings(out.embeddings, out.patch_mask)
+
+    def identity(self) -> dict:
+        return yamnet_identity(self._digest, self.model.params)

@@ -1,0 +1,175 @@
+"""Names -> representations. `get("yamnet")` resolves the weights and returns a representation
+whose network is built only when vectors must actually be computed.
+
+Loading lazily matters: when every clip is already in the embedding store, a run needs only
+the representation's identity (weights digest, parameters), not TensorFlow or the network,
+so a cached run costs a fraction of a second instead of several.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tfaudio.models import weights
+from tfaudio.models.base import FrameEmbeddings, Representation
+from tfaudio.quiet import import_tensorflow_quietly
+
+
+class ModelUnavailable(Exception):
+    """A representation that cannot be loaded here (e.g. weights missing while offline)."""
+
+
+class LazyRepresentation(Representation):
+    """A representation known by its identity, built by `load` on first use.
+
+    source: where its weights are (a path, a handle) or "computed" for the baseline.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        sample_rate: int,
+        frame_hop_seconds: float,
+        dim: int,
+        identity: dict,
+        load: Callable[[], Representation],
+        source: str,
+        default_pooling: str = "mean",
+    ):
+        self.name = name
+        self.sample_rate = sample_rate
+        self.frame_hop_seconds = frame_hop_seconds
+        self.dim = dim
+        self.default_pooling = default_pooling
+        self.source = source
+        self._identity = identity
+        self._load = load
+        self._model: Representation | None = None
+
+    def loaded(self) -> Representation:
+        """The backend itself (built once, on first call)."""
+        if self._model is None:
+            import_tensorflow_quietly()
+            self._model = self._load()
+        return self._model
+
+    def frames(self, waveforms, lengths) -> FrameEmbeddings:
+        return self.loaded().frames(waveforms, lengths)
+
+    def identity(self) -> dict:
+        return self._identity
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `tfaudio models` shows for one built-in representation."""
+
+    name: str
+    dim: int
+    sample_rate: int
+    weights: str
+    description: str
+
+
+def _resolve(spec: weights.WeightsFile, explicit, offline) -> str:
+    try:
+        return str(weights.resolve(spec, explicit, offline=offline))
+    except weights.WeightsUnavailable as err:
+        raise ModelUnavailable(str(err)) from None
+
+
+def _handcrafted(weights_path=None, offline=None) -> Representation:
+    from tfaudio.params import HandcraftedParams, frame_feature_names, handcrafted_identity
+
+    if weights_path is not None:
+        raise ValueError("the hand-crafted baseline has no weights")
+    params = HandcraftedParams()
+
+    def load():
+        from tfaudio.handcrafted import HandcraftedRepresentation
+
+        return HandcraftedRepresentation(params)
+
+    return LazyRepresentation(
+        "handcrafted",
+        sample_rate=params.sample_rate,
+        frame_hop_seconds=params.hop_length / params.sample_rate,
+        dim=len(frame_feature_names(params)),
+        identity=handcrafted_identity(params),
+        load=load,
+        source="computed",
+        default_pooling="mean+std",
+    )
+
+
+def _yamnet(weights_path=None, offline=None) -> Representation:
+    from tfaudio.models.yamnet_params import YamnetParams, yamnet_identity
+
+    path = _resolve(weights.YAMNET_H5, weights_path, offline)
+    params = YamnetParams()
+
+    def load():
+        from tfaudio.models.yamnet import YamnetRepresentation
+
+        return YamnetRepresentation(path, params)
+
+    return LazyRepresentation(
+        "yamnet",
+        sample_rate=params.sample_rate,
+        frame_hop_seconds=params.patch_hop_seconds,
+        dim=1024,
+        identity=yamnet_identity(weights.sha256_of(path), params),
+        load=load,
+        source=path,
+    )
+
+
+_BUILTIN: dict[str, tuple[Callable[..., Representation], ModelInfo]] = {
+    "handcrafted": (
+        _handcrafted,
+        ModelInfo("handcrafted", 104, 16000, "none (computed)", "13 MFCCs + deltas + spectral descriptors, mean and std"),
+    ),
+    "yamnet": (
+        _yamnet,
+        ModelInfo("yamnet", 1024, 16000, weights.YAMNET_H5.filename, "YAMNet, MobileNetV1 on AudioSet; 0.96 s patches"),
+    ),
+}
+
+
+def names() -> list[str]:
+    """The built-in representation names."""
+    return list(_BUILTIN)
+
+
+def get(name: str, *, weights_path: str | None = None, offline: bool | None = None) -> Representation:
+    """The representation called `name`, weights resolved, network not yet built.
+
+    weights_path: an explicit weights file (else TFAUDIO_MODELS, the caches, a download);
+    offline: override TFAUDIO_OFFLINE / HF_HUB_OFFLINE.
+    Raises ModelUnavailable when the weights cannot be had, naming the file and where to put it.
+    """
+    if name not in _BUILTIN:
+        raise ValueError(f"unknown representation {name!r}; choose one of {', '.join(names())}")
+    return _BUILTIN[name][0](weights_path=weights_path, offline=offline)
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """A built-in model and whether it can run on this machine right now, without network."""
+
+    info: ModelInfo
+    available: bool
+    detail: str  # where the weights are, or why they are not usable
+
+
+def describe() -> list[ModelStatus]:
+    """The status of every built-in model. Never touches the network."""
+    rows = []
+    for factory, info in _BUILTIN.values():
+        try:
+            rows.append(ModelStatus(info, True, factory(offline=True).source))
+        except ModelUnavailable as err:
+            rows.append(ModelStatus(info, False, str(err)))
+    return rows

@@ -1,0 +1,302 @@
+"""The embedding store: every vector computed once, kept safe, read back with pandas.
+
+Vectors are keyed by (audio content hash, representation key). The representation key is a
+digest of everything that determines the numbers: the backend's `identity()` (model, weights
+digest, front-end parameters, layer), the pooling, and how the audio was decoded. Each key has
+a folder of Parquet shards:
+
+    <root>/<key>/identity.json          what the key stands for (human-readable)
+    <root>/<key>/part-<time>-<id>.parquet   columns audio_sha256, frames, vector (list<float>)
+
+A shard is written to a temporary name and renamed into place, so a crash leaves either a
+whole shard or none: the store is never corrupt, and an interrupted run resumes by computing
+only the hashes that no shard holds yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tfaudio.audio import AudioError
+from tfaudio.data import Clip, Dataset, Problem, iter_batches
+from tfaudio.models.base import POOLING, Representation
+from tfaudio.models.weights import sha256_of
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: A pooling name, or "frames" for the frame-level embeddings themselves.
+FRAMES = "frames"
+
+
+def default_root() -> Path:
+    """$TFAUDIO_HOME/embeddings (TFAUDIO_HOME defaults to ~/.cache/tfaudio)."""
+    home = os.environ.get("TFAUDIO_HOME") or Path.home() / ".cache" / "tfaudio"
+    return Path(home) / "embeddings"
+
+
+def representation_key(identity: dict, pooling: str, decode: dict) -> str:
+    """16 hex digits naming one (representation, pooling, decoding) combination."""
+    blob = json.dumps({"identity": identity, "pooling": pooling, "decode": decode}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class EmbeddingStore:
+    """Parquet shards under `root` (default: $TFAUDIO_HOME/embeddings)."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else default_root()
+
+    def _folder(self, key: str) -> Path:
+        return self.root / key
+
+    def lookup(self, key: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """The stored vectors among `hashes`: hash -> float32 [dim] (or [frames, dim])."""
+        import pyarrow.parquet as pq
+
+        wanted = set(hashes)
+        found: dict[str, np.ndarray] = {}
+        for shard in sorted(self._folder(key).glob("part-*.parquet")):
+            table = pq.ParquetFile(shard).read()
+            digests = table.column("audio_sha256").to_pylist()
+            frames = table.column("frames").to_numpy()
+            vectors = table.column("vector").combine_chunks()
+            flat, offsets = vectors.values.to_numpy(), vectors.offsets.to_numpy()
+            for row, digest in enumerate(digests):
+                # Two runs may have computed the same clip; the vectors are equal, keep the first.
+                if digest in wanted and digest not in found:
+                    array = flat[offsets[row] : offsets[row + 1]]
+                    found[digest] = array.reshape(int(frames[row]), -1) if frames[row] >= 0 else array
+        return found
+
+    def add(self, key: str, identity: dict, hashes: Sequence[str], vectors: Sequence[np.ndarray], frames: bool = False):
+        """Write one shard atomically. vectors: float32 [dim] each, or [frames, dim] when frames."""
+        folder = self._folder(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        about = folder / "identity.json"
+        if not about.exists():
+            _atomic_write(about, json.dumps(identity, indent=2, sort_keys=True, default=str).encode())
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table(
+            {
+                "audio_sha256": pa.array(list(hashes), pa.string()),
+                "frames": pa.array([v.shape[0] if frames else -1 for v in vectors], pa.int64()),
+                "vector": pa.array([np.asarray(v, np.float32).ravel() for v in vectors], pa.list_(pa.float32())),
+            }
+        )
+        name = f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
+        temporary = folder / f".{name}.tmp"
+        pq.write_table(table, temporary)
+        os.replace(temporary, folder / name)
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """How `embed_dataset` walks a dataset.
+
+    pooling: one of POOLING, "frames", or None for the representation's default.
+    max_duration: seconds of each clip to use (None: all). strict: stop at the first bad file.
+    flush_every: clips between shard writes (what an interruption can lose at most).
+    """
+
+    pooling: str | None = None
+    batch_size: int = 32
+    max_duration: float | None = None
+    strict: bool = False
+    flush_every: int = 256
+    workers: int = 4
+
+
+@dataclass
+class EmbedStats:
+    """What one `embed_dataset` run did."""
+
+    clips: int = 0
+    cached: int = 0
+    computed: int = 0
+    audio_seconds: float = 0.0
+    seconds: float = 0.0
+    skipped: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EmbeddingTable:
+    """Vectors of the readable clips of a dataset, in dataset order.
+
+    clips: the clips embedded; vectors: float32 [clips, dim], or for pooling "frames" a list
+    of float32 [frames, dim]. `frame()` / `to_frame()` give pandas views.
+    """
+
+    representation: str
+    pooling: str
+    dataset: Dataset
+    clips: tuple[Clip, ...]
+    vectors: np.ndarray | list
+    stats: EmbedStats
+
+    def columns(self) -> dict[str, list]:
+        """file (relative to the dataset), label, fold, group per clip."""
+        return {
+            "file": [self.dataset.relative(c) for c in self.clips],
+            "label": [c.label for c in self.clips],
+            "fold": [c.fold for c in self.clips],
+            "group": [c.group for c in self.clips],
+        }
+
+    def frame(self) -> pd.DataFrame:
+        """One row per clip: file, label, fold, group."""
+        import pandas as pd
+
+        table = pd.DataFrame(self.columns())
+        table["fold"] = pd.array(table["fold"], dtype="Int64")
+        return table
+
+    def to_frame(self) -> pd.DataFrame:
+        """`frame()` plus one column per dimension (e0000, e0001, ...), for pooled vectors."""
+        import pandas as pd
+
+        if self.pooling == FRAMES:
+            raise ValueError("frame-level embeddings have no fixed width; use .vectors")
+        names = [f"e{i:04d}" for i in range(self.vectors.shape[1])]
+        return pd.concat([self.frame(), pd.DataFrame(self.vectors, columns=names)], axis=1)
+
+    def write_parquet(self, path: str | os.PathLike) -> None:
+        """Write the table: pooled vectors as columns e0000...; frames as list columns
+        (frames: count, vector: the [frames, dim] matrix flattened row by row)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = self.columns()
+        arrays = {
+            "file": pa.array(columns["file"], pa.string()),
+            "label": pa.array(columns["label"], pa.string()),
+            "fold": pa.array(columns["fold"], pa.int64()),
+            "group": pa.array(columns["group"], pa.string()),
+        }
+        if self.pooling == FRAMES:
+            arrays["frames"] = pa.array([v.shape[0] for v in self.vectors], pa.int64())
+            arrays["vector"] = pa.array([v.ravel() for v in self.vectors], pa.list_(pa.float32()))
+        else:
+            # Column-wise from numpy: far faster than pandas' conversion of a wide frame.
+            matrix = np.asarray(self.vectors, np.float32)
+            for i in range(matrix.shape[1]):
+                arrays[f"e{i:04d}"] = pa.array(matrix[:, i])
+        pq.write_table(pa.table(arrays), path)
+
+
+def hash_clips(clips: Sequence[Clip], workers: int = 4) -> list[str | None]:
+    """sha256 per clip file (None where the file cannot be read)."""
+
+    def digest(clip: Clip) -> str | None:
+        try:
+            return sha256_of(clip.path)
+        except OSError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(digest, clips))
+
+
+def embed_dataset(
+    dataset: Dataset,
+    representation: Representation,
+    store: EmbeddingStore | None = None,
+    config: EmbedConfig = EmbedConfig(),
+    progress: Callable[[int], None] | None = None,
+) -> EmbeddingTable:
+    """Vectors of every clip: from the store when it has them, computed in batches otherwise.
+
+    Computed vectors are written to the store every `flush_every` clips, so an interrupted
+    run keeps its work. Unreadable clips are skipped and reported (or raise when strict).
+    """
+    start = time.perf_counter()
+    pooling = config.pooling or representation.default_pooling
+    if pooling not in (*POOLING, FRAMES):
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of {(*POOLING, FRAMES)}")
+    store = store or EmbeddingStore()
+    identity = representation.identity()
+    decode = {"sample_rate": representation.sample_rate, "max_duration": config.max_duration, "mix": "mean"}
+    key = representation_key(identity, pooling, decode)
+    stats = EmbedStats(clips=len(dataset))
+
+    hashes = hash_clips(dataset.clips, config.workers)
+    vectors: dict[str, np.ndarray] = store.lookup(key, [h for h in hashes if h])
+    todo = [i for i, h in enumerate(hashes) if h not in vectors]
+    stats.cached = len(dataset) - len(todo)
+    if progress and stats.cached:
+        progress(stats.cached)
+
+    def on_error(err: AudioError) -> None:
+        stats.skipped.append(Problem(err.path, err.problem))
+        if progress:
+            progress(1)
+
+    pending_hashes: list[str] = []
+    pending_vectors: list[np.ndarray] = []
+
+    def flush() -> None:
+        if pending_hashes:
+            store.add(key, {**identity, "pooling": pooling, "decode": decode}, pending_hashes, pending_vectors, pooling == FRAMES)
+            pending_hashes.clear()
+            pending_vectors.clear()
+
+    todo_clips = [dataset.clips[i] for i in todo]
+    batches = iter_batches(
+        todo_clips,
+        representation.sample_rate,
+        config.batch_size,
+        max_duration=config.max_duration,
+        on_error=None if config.strict else on_error,
+        workers=config.workers,
+    )
+    try:
+        for batch in batches:
+            if pooling == FRAMES:
+                out = representation.frames(batch.waveforms, batch.lengths)
+                computed = [out.embeddings[row][out.mask[row]] for row in range(len(batch.indices))]
+            else:
+                computed = list(representation.embed(batch.waveforms, batch.lengths, pooling))
+            for row, position in enumerate(batch.indices):
+                digest = hashes[todo[position]]
+                vectors[digest] = computed[row]
+                pending_hashes.append(digest)
+                pending_vectors.append(computed[row])
+            stats.computed += len(batch.indices)
+            stats.audio_seconds += float(batch.lengths.sum()) / representation.sample_rate
+            if progress:
+                progress(len(batch.indices))
+            if len(pending_hashes) >= config.flush_every:
+                flush()
+    finally:
+        flush()  # keep what was computed, even when the run is interrupted
+
+    skipped_paths = {p.path for p in stats.skipped}
+    for i, digest in enumerate(hashes):
+        if digest is None and str(dataset.clips[i].path) not in skipped_paths:
+            stats.skipped.append(Problem(str(dataset.clips[i].path), "cannot be read"))
+    rows = [i for i, h in enumerate(hashes) if h is not None and h in vectors]
+    ordered = [vectors[hashes[i]] for i in rows]
+    if pooling != FRAMES:
+        ordered = np.stack(ordered) if ordered else np.zeros((0, representation.pooled_dim(pooling)), np.float32)
+    stats.seconds = time.perf_counter() - start
+    clips = tuple(dataset.clips[i] for i in rows)
+    return EmbeddingTable(representation.name, pooling, dataset, clips, ordered, stats)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
