@@ -271,21 +271,6 @@ def test_tfhub_cache_path_matches_tensorflow_hub(monkeypatch, tmp_path, handle):
     assert W.tfhub_cache_path(handle) == Path(resolver._module_dir(handle))
 
 
-def test_resolve_tfhub(tmp_path, monkeypatch, no_network):
-    handle = "https://tfhub.dev/google/yamnet/1"
-    assert W.resolve_tfhub(handle, offline=False) == handle  # online: tensorflow_hub downloads it
-    start = time.perf_counter()
-    monkeypatch.setenv("TFAUDIO_OFFLINE", "1")
-    with pytest.raises(W.WeightsUnavailable) as err:
-        W.resolve_tfhub(handle)
-    assert time.perf_counter() - start < 1.0
-    folder = W.tfhub_cache_path(handle)
-    assert str(folder) in str(err.value) and handle in str(err.value)
-    folder.mkdir(parents=True)
-    (folder / "saved_model.pb").write_bytes(b"")
-    assert W.resolve_tfhub(handle) == str(folder)
-
-
 def test_hf_cache_path_layout(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)

@@ -14,7 +14,6 @@ A weights file is looked for in this order; the first hit wins:
 
 TF-Hub models and Hugging Face repositories are folders their own libraries cache;
 :func:`tfhub_cache_path` and :func:`hf_cache_path` say where, in those libraries' layouts, and
-:func:`resolve_tfhub` fails fast offline instead of letting ``hub.load`` try the network.
 
 Digest policy. Files in an explicit path, in ``TFAUDIO_MODELS`` or in Keras' cache are the
 user's choice and are not checked against any digest (``../shared/models`` holds rebuilt
@@ -104,6 +103,11 @@ MOBILENET_V2_NO_TOP = WeightsFile(
 )
 #: Every file above, for ``tfaudio models`` to list.
 KNOWN_FILES = (YAMNET_H5, YAMNET_CLASS_MAP, VGGISH_CKPT, VGGISH_PCA, MOBILENET_V2_NO_TOP)
+
+
+class WeightsError(Exception):
+    """A weights file that exists but does not fit the network; the message names the file
+    and the missing, unexpected or mis-shaped variable."""
 
 
 class WeightsUnavailable(Exception):
@@ -331,28 +335,6 @@ def tfhub_cache_path(handle: str) -> Path:
     """
     cache = _env_path("TFHUB_CACHE_DIR") or Path(tempfile.gettempdir()) / "tfhub_modules"
     return cache / hashlib.sha1(handle.encode("utf8")).hexdigest()
-
-
-def resolve_tfhub(handle: str, *, offline: bool | None = None) -> str:
-    """What to pass to ``tensorflow_hub.load``: the cached SavedModel folder when complete, else
-    ``handle`` (tensorflow_hub downloads it), or WeightsUnavailable at once when offline.
-
-    Loading from the folder makes zero network calls; offline, ``hub.load(handle)`` would
-    otherwise try to connect and fail only after its own timeouts.
-    """
-    folder = tfhub_cache_path(handle)
-    if (folder / "saved_model.pb").is_file():
-        return str(folder)
-    switch = _network_off(offline)
-    if switch is None:
-        return handle
-    raise WeightsUnavailable(
-        f"TF-Hub model {handle} is unavailable: it is not cached and network access is off ({switch}).\n"
-        f"Looked in: {folder} (a folder with saved_model.pb; TFHUB_CACHE_DIR sets its parent).\n"
-        f"To fix: run tensorflow_hub.load({handle!r}) once online with the same TFHUB_CACHE_DIR, "
-        "or copy the unpacked model there.",
-        [folder],
-    )
 
 
 def hf_cache_path(repo_id: str) -> Path:

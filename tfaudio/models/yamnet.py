@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfaudio.models.base import FrameEmbeddings, Representation
-from tfaudio.models.weights import YAMNET_CLASS_MAP, YAMNET_H5, sha256_of
+from tfaudio.models.weights import YAMNET_CLASS_MAP, YAMNET_H5, WeightsError, sha256_of
 from tfaudio.models.yamnet_params import YamnetParams, yamnet_identity
 
 # (kind, stride, filters) per block; every kernel is 3x3 (pointwise convolutions are 1x1).
@@ -174,10 +174,6 @@ def build_network(params: YamnetParams = YamnetParams(), name: str = "yamnet") -
     logits = keras.layers.Dense(params.num_classes, name="dense")(embeddings)
     scores = keras.layers.Activation(params.classifier_activation, name="predictions")(logits)
     return keras.Model(inputs, [scores, embeddings], name=name)
-
-
-class WeightsError(Exception):
-    """A weights file that does not fit the network; the message names the file and variable."""
 
 
 def _text(value) -> str:
