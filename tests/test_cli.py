@@ -102,3 +102,24 @@ def test_info_on_esc10(esc10):
     result = run("info", esc10)
     assert "400 readable in 10 classes" in result.output
     assert "folds      1, 2, 3, 4, 5" in result.output
+
+
+@pytest.mark.slow
+def test_tag_names_the_dog_in_an_esc10_clip(esc10, monkeypatch):
+    models = esc10.parent.parent / "models"
+    monkeypatch.setenv("TFAUDIO_MODELS", str(models))
+    result = CliRunner().invoke(main, ["tag", str(esc10 / "audio" / "1-100032-A-0.flac"), "--top", "2"])
+    assert result.exit_code == 0, result.output
+    steps = [line for line in result.output.splitlines() if line.strip().endswith(tuple("0123456789")) and " s  " in line]
+    assert len(steps) == 10  # a 5 s clip: patches every 0.48 s
+    assert any("Dog" in line for line in steps)
+    assert "overall" in result.output
+
+
+def test_tag_without_weights_offline_says_what_is_missing(monkeypatch, tmp_path, synth_data):
+    monkeypatch.setenv("TFAUDIO_OFFLINE", "1")
+    monkeypatch.delenv("TFAUDIO_MODELS", raising=False)
+    monkeypatch.setenv("TFAUDIO_HOME", str(tmp_path))
+    result = CliRunner().invoke(main, ["tag", str(synth_data / "tone" / "tone_000.wav")])
+    assert result.exit_code == 1
+    assert "yamnet.h5" in result.output and "TFAUDIO_MODELS" in result.output

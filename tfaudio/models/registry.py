@@ -80,11 +80,9 @@ def _resolve(spec: weights.WeightsFile, explicit, offline) -> str:
         raise ModelUnavailable(str(err)) from None
 
 
-def _handcrafted(weights_path=None, offline=None) -> Representation:
+def _handcrafted(source: str) -> Representation:
     from tfaudio.params import HandcraftedParams, frame_feature_names, handcrafted_identity
 
-    if weights_path is not None:
-        raise ValueError("the hand-crafted baseline has no weights")
     params = HandcraftedParams()
 
     def load():
@@ -99,42 +97,78 @@ def _handcrafted(weights_path=None, offline=None) -> Representation:
         dim=len(frame_feature_names(params)),
         identity=handcrafted_identity(params),
         load=load,
-        source="computed",
+        source=source,
         default_pooling="mean+std",
     )
 
 
-def _yamnet(weights_path=None, offline=None) -> Representation:
+def _yamnet(source: str) -> Representation:
     from tfaudio.models.yamnet_params import YamnetParams, yamnet_identity
 
-    path = _resolve(weights.YAMNET_H5, weights_path, offline)
     params = YamnetParams()
 
     def load():
         from tfaudio.models.yamnet import YamnetRepresentation
 
-        return YamnetRepresentation(path, params)
+        return YamnetRepresentation(source, params)
 
     return LazyRepresentation(
         "yamnet",
         sample_rate=params.sample_rate,
         frame_hop_seconds=params.patch_hop_seconds,
         dim=1024,
-        identity=yamnet_identity(weights.sha256_of(path), params),
+        identity=yamnet_identity(weights.sha256_of(source), params),
         load=load,
-        source=path,
+        source=source,
     )
 
 
-_BUILTIN: dict[str, tuple[Callable[..., Representation], ModelInfo]] = {
-    "handcrafted": (
-        _handcrafted,
-        ModelInfo("handcrafted", 104, 16000, "none (computed)", "13 MFCCs + deltas + spectral descriptors, mean and std"),
-    ),
-    "yamnet": (
-        _yamnet,
-        ModelInfo("yamnet", 1024, 16000, weights.YAMNET_H5.filename, "YAMNet, MobileNetV1 on AudioSet; 0.96 s patches"),
-    ),
+def _vggish(source: str) -> Representation:
+    # VGGish's identity needs its params class, which lives with the network: built eagerly.
+    import_tensorflow_quietly()
+    from tfaudio.models.vggish import Vggish
+
+    model = Vggish(source)
+    model.source = source
+    return model
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A built-in model: what it is, how to find its weights, how to build it from them."""
+
+    info: ModelInfo
+    weights: weights.WeightsFile | None
+    build: Callable[[str], Representation]
+
+    def locate(self, weights_path, offline) -> str:
+        """The weights file to use (resolving, maybe downloading), or "computed"."""
+        if self.weights is None:
+            if weights_path is not None:
+                raise ValueError(f"{self.info.name} has no weights; do not pass weights_path")
+            return "computed"
+        return _resolve(self.weights, weights_path, offline)
+
+
+_BUILTIN = {
+    entry.info.name: entry
+    for entry in (
+        _Entry(
+            ModelInfo("handcrafted", 104, 16000, "none (computed)", "13 MFCCs + deltas + spectral descriptors, mean and std"),
+            None,
+            _handcrafted,
+        ),
+        _Entry(
+            ModelInfo("yamnet", 1024, 16000, weights.YAMNET_H5.url, "YAMNet, MobileNetV1 trained on AudioSet; 0.96 s patches"),
+            weights.YAMNET_H5,
+            _yamnet,
+        ),
+        _Entry(
+            ModelInfo("vggish", 128, 16000, weights.VGGISH_CKPT.url, "VGGish, VGG trained on YouTube-8M audio; 0.96 s examples"),
+            weights.VGGISH_CKPT,
+            _vggish,
+        ),
+    )
 }
 
 
@@ -144,15 +178,35 @@ def names() -> list[str]:
 
 
 def get(name: str, *, weights_path: str | None = None, offline: bool | None = None) -> Representation:
-    """The representation called `name`, weights resolved, network not yet built.
+    """The representation called `name`, weights resolved (yamnet and handcrafted build their
+    network only when vectors must be computed).
 
-    weights_path: an explicit weights file (else TFAUDIO_MODELS, the caches, a download);
-    offline: override TFAUDIO_OFFLINE / HF_HUB_OFFLINE.
+    name: a built-in name, "hub:<TF-Hub handle or SavedModel folder>", or "hf:<Hugging Face id
+    or local folder>". weights_path: an explicit weights file (else TFAUDIO_MODELS, the caches,
+    a download). offline: override TFAUDIO_OFFLINE / HF_HUB_OFFLINE.
     Raises ModelUnavailable when the weights cannot be had, naming the file and where to put it.
     """
+    if name.startswith("hub:"):
+        return _hub(name[len("hub:") :])
     if name not in _BUILTIN:
-        raise ValueError(f"unknown representation {name!r}; choose one of {', '.join(names())}")
-    return _BUILTIN[name][0](weights_path=weights_path, offline=offline)
+        raise ValueError(
+            f"unknown representation {name!r}; choose one of {', '.join(names())}, hub:<handle> or hf:<model id>"
+        )
+    entry = _BUILTIN[name]
+    return entry.build(entry.locate(weights_path, offline))
+
+
+def _hub(handle: str) -> Representation:
+    import_tensorflow_quietly()
+    from tfaudio.models import hub
+
+    known = {hub.TFHUB_YAMNET: hub.HubYamnet, hub.TFHUB_VGGISH: hub.HubVggish}
+    try:
+        model = known[handle](handle) if handle in known else hub.HubModel(handle)
+    except hub.HubError as err:
+        raise ModelUnavailable(str(err)) from None
+    model.name = f"hub:{handle}"
+    return model
 
 
 @dataclass(frozen=True)
@@ -165,11 +219,12 @@ class ModelStatus:
 
 
 def describe() -> list[ModelStatus]:
-    """The status of every built-in model. Never touches the network."""
+    """The status of every built-in model: its weights are looked for, nothing is loaded, and
+    the network is never touched."""
     rows = []
-    for factory, info in _BUILTIN.values():
+    for entry in _BUILTIN.values():
         try:
-            rows.append(ModelStatus(info, True, factory(offline=True).source))
+            rows.append(ModelStatus(entry.info, True, entry.locate(None, offline=True)))
         except ModelUnavailable as err:
-            rows.append(ModelStatus(info, False, str(err)))
+            rows.append(ModelStatus(entry.info, False, str(err)))
     return rows
