@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tfaudio.models import vggish as V
+from tfaudio.models.weights import files_sha256
 
 SR = 16000
 PARAMS = V.VggishParams()
@@ -324,7 +325,7 @@ def test_identity(checkpoint, loaded):
     path, _ = checkpoint
     identity = loaded.identity()
     assert identity["model"] == "vggish" and identity["postprocess"] is False
-    assert identity["weights"] == V.files_digest([path])
+    assert identity["weights"] == files_sha256([path])
     assert identity["weights"] != hashlib.sha256(b"").hexdigest()
     assert identity["params"]["log_offset"] == 0.01
     assert V.Vggish().identity()["weights"] == "random"

@@ -26,8 +26,6 @@ batch, but a batch costs as many calls as it has clips. ``tfaudio.models.yamnet`
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import urllib.parse
 from pathlib import Path
 
@@ -35,8 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfaudio.models.base import FrameEmbeddings, Representation
-from tfaudio.models.vggish import files_digest, load_pca_params, postprocess
-from tfaudio.models.weights import is_offline, tfhub_cache_path
+from tfaudio.models.vggish import load_pca_params, postprocess
+from tfaudio.models.weights import files_sha256, is_offline, reachable, tfhub_cache_path
 
 TFHUB_YAMNET = "https://tfhub.dev/google/yamnet/1"
 TFHUB_VGGISH = "https://tfhub.dev/google/vggish/1"
@@ -60,27 +58,6 @@ def cached_module_dir(handle: str) -> Path:
 def _uses_cache() -> bool:
     # TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED reads from Google's bucket on every load, never the cache.
     return os.environ.get("TFHUB_MODEL_LOAD_FORMAT", "").upper() != "UNCOMPRESSED"
-
-
-def _reachable(host: str, timeout: float) -> bool:
-    """Whether a TCP connection to ``host``:443 opens within ``timeout`` seconds.
-
-    ``socket.getaddrinfo`` has no timeout of its own, so the probe runs in a daemon thread that
-    is abandoned if it takes too long.
-    """
-    result = []
-
-    def probe():
-        try:
-            socket.create_connection((host, 443), timeout=timeout).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
 
 
 def _fill_hint(handle: str, module_dir: Path) -> str:
@@ -118,7 +95,7 @@ def check_available(handle: str) -> Path | None:
     if is_offline():
         raise HubError(f"{handle}: not cached at {module_dir} and offline mode (TFAUDIO_OFFLINE / HF_HUB_OFFLINE) forbids downloading; {_fill_hint(handle, module_dir)}")
     host = urllib.parse.urlparse(handle).hostname or ""
-    if not _reachable(host, REACHABILITY_TIMEOUT_SECONDS):
+    if not reachable(host, REACHABILITY_TIMEOUT_SECONDS):
         raise HubError(
             f"{handle}: not cached at {module_dir} and {host} cannot be reached (no network?); "
             f"{_fill_hint(handle, module_dir)}"
@@ -294,7 +271,7 @@ class HubModel(Representation):
         if self._digest is None:
             # The handle alone does not pin the content (a cache or folder can be refilled).
             files = sorted(p for p in self._local.rglob("*") if p.is_file()) if self._local is not None else []
-            self._digest = files_digest(files) if files else "unknown"
+            self._digest = files_sha256(files) if files else "unknown"
         return {
             "model": self.name,
             "handle": self.handle,
@@ -331,7 +308,7 @@ class HubVggish(HubModel):
     def __init__(self, handle: str = TFHUB_VGGISH, pca_params_path: str | os.PathLike | None = None):
         # Set before the base constructor, whose probe goes through clip_frames.
         self._pca = load_pca_params(pca_params_path) if pca_params_path is not None else None
-        self._pca_digest = files_digest([Path(pca_params_path)]) if pca_params_path is not None else None
+        self._pca_digest = files_sha256([Path(pca_params_path)]) if pca_params_path is not None else None
         super().__init__(handle, sample_rate=16000, frame_hop_seconds=0.96, min_samples=15600)
         self.name = "hub-vggish"
 

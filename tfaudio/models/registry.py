@@ -133,40 +133,84 @@ def _vggish(source: str) -> Representation:
     return model
 
 
+def _wav2vec2(source: str) -> Representation:
+    # Loading reads the model's files (and their digests), so it happens here, not lazily.
+    import_tensorflow_quietly()
+    from tfaudio.models.wav2vec2 import ModelFilesError, Wav2Vec2, Wav2Vec2Params
+
+    try:
+        model = Wav2Vec2(Wav2Vec2Params(model=source))
+    except ModelFilesError as err:
+        raise ModelUnavailable(str(err)) from None
+    model.source = source
+    return model
+
+
+def _weights_file(spec: weights.WeightsFile) -> Callable[[str | None, bool | None], str]:
+    return lambda explicit, offline: _resolve(spec, explicit, offline)
+
+
+def _no_weights(name: str) -> Callable[[str | None, bool | None], str]:
+    def locate(explicit, offline):
+        if explicit is not None:
+            raise ValueError(f"{name} has no weights; do not pass weights_path")
+        return "computed"
+
+    return locate
+
+
+def _hf_model(default: str) -> Callable[[str | None, bool | None], str]:
+    """A Hugging Face model: an explicit local folder, else the id, which must be in the
+    Hugging Face cache when offline (downloads go through huggingface_hub itself)."""
+
+    def locate(explicit, offline):
+        if explicit is not None:
+            return str(explicit)
+        offline = weights.is_offline() if offline is None else offline
+        snapshots = weights.hf_cache_path(default) / "snapshots"
+        if offline and not any(snapshots.glob("*/config.json")):
+            raise ModelUnavailable(
+                f"{default} is not in the Hugging Face cache ({snapshots.parent}) and network access is off; "
+                f"download it where there is network (hf download {default}) and copy that folder here, "
+                f"or pass a local directory saved with save_pretrained"
+            )
+        return default
+
+    return locate
+
+
 @dataclass(frozen=True)
 class _Entry:
     """A built-in model: what it is, how to find its weights, how to build it from them."""
 
     info: ModelInfo
-    weights: weights.WeightsFile | None
+    locate: Callable[[str | None, bool | None], str]
     build: Callable[[str], Representation]
 
-    def locate(self, weights_path, offline) -> str:
-        """The weights file to use (resolving, maybe downloading), or "computed"."""
-        if self.weights is None:
-            if weights_path is not None:
-                raise ValueError(f"{self.info.name} has no weights; do not pass weights_path")
-            return "computed"
-        return _resolve(self.weights, weights_path, offline)
 
-
+_WAV2VEC2_DEFAULT = "facebook/wav2vec2-base-960h"
 _BUILTIN = {
     entry.info.name: entry
     for entry in (
         _Entry(
             ModelInfo("handcrafted", 104, 16000, "none (computed)", "13 MFCCs + deltas + spectral descriptors, mean and std"),
-            None,
+            _no_weights("handcrafted"),
             _handcrafted,
         ),
         _Entry(
             ModelInfo("yamnet", 1024, 16000, weights.YAMNET_H5.url, "YAMNet, MobileNetV1 trained on AudioSet; 0.96 s patches"),
-            weights.YAMNET_H5,
+            _weights_file(weights.YAMNET_H5),
             _yamnet,
         ),
         _Entry(
             ModelInfo("vggish", 128, 16000, weights.VGGISH_CKPT.url, "VGGish, VGG trained on YouTube-8M audio; 0.96 s examples"),
-            weights.VGGISH_CKPT,
+            _weights_file(weights.VGGISH_CKPT),
             _vggish,
+        ),
+        _Entry(
+            ModelInfo("wav2vec2", 768, 16000, f"Hugging Face {_WAV2VEC2_DEFAULT}", "Wav2Vec2-base, self-supervised on LibriSpeech; 20 ms frames"),
+            _hf_model(_WAV2VEC2_DEFAULT),
+            _wav2vec2,
         ),
     )
 }
@@ -188,12 +232,26 @@ def get(name: str, *, weights_path: str | None = None, offline: bool | None = No
     """
     if name.startswith("hub:"):
         return _hub(name[len("hub:") :])
+    if name.startswith("hf:"):
+        return _hf(name[len("hf:") :])
     if name not in _BUILTIN:
         raise ValueError(
             f"unknown representation {name!r}; choose one of {', '.join(names())}, hub:<handle> or hf:<model id>"
         )
     entry = _BUILTIN[name]
     return entry.build(entry.locate(weights_path, offline))
+
+
+def _hf(model: str) -> Representation:
+    import_tensorflow_quietly()
+    from tfaudio.models.wav2vec2 import HFAudioEncoder, ModelFilesError, Wav2Vec2Params
+
+    try:
+        representation = HFAudioEncoder(Wav2Vec2Params(model=model))
+    except ModelFilesError as err:
+        raise ModelUnavailable(str(err)) from None
+    representation.source = model
+    return representation
 
 
 def _hub(handle: str) -> Representation:
@@ -224,7 +282,7 @@ def describe() -> list[ModelStatus]:
     rows = []
     for entry in _BUILTIN.values():
         try:
-            rows.append(ModelStatus(entry.info, True, entry.locate(None, offline=True)))
+            rows.append(ModelStatus(entry.info, True, entry.locate(None, True)))
         except ModelUnavailable as err:
             rows.append(ModelStatus(entry.info, False, str(err)))
     return rows

@@ -31,7 +31,6 @@ variables and :func:`load_checkpoint` maps each one explicitly onto the Keras la
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfaudio.models.base import FrameEmbeddings, Representation
-from tfaudio.models.weights import VGGISH_CKPT, VGGISH_PCA, WeightsError
+from tfaudio.models.weights import VGGISH_CKPT, VGGISH_PCA, WeightsError, files_sha256
 
 PCA_EIGEN_VECTORS_KEY = "pca_eigen_vectors"
 PCA_MEANS_KEY = "pca_means"
@@ -267,17 +266,6 @@ def checkpoint_files(path: str | os.PathLike) -> list[Path]:
     )
 
 
-def files_digest(paths: list[Path]) -> str:
-    """sha256 over the files' names and contents, in the given order."""
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.name.encode("utf8") + b"\0")
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def load_checkpoint(network: keras.Model, path: str | os.PathLike) -> None:
     """Assign every variable of ``network`` (from :func:`build_network`) from a VGGish TF1 checkpoint.
 
@@ -413,11 +401,11 @@ class Vggish(Representation):
         self._weights_digest = "random"
         if checkpoint_path is not None:
             load_checkpoint(self.network, checkpoint_path)
-            self._weights_digest = files_digest(checkpoint_files(checkpoint_path))
+            self._weights_digest = files_sha256(checkpoint_files(checkpoint_path))
         self._pca = None
         if postprocess:
             self._pca = load_pca_params(pca_params_path)
-            self._pca_digest = files_digest([Path(pca_params_path)])
+            self._pca_digest = files_sha256([Path(pca_params_path)])
         self.embed_graph = tf.function(
             self._forward,
             input_signature=(

@@ -34,8 +34,10 @@ import http.client
 import logging
 import os
 import secrets
+import socket
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -140,7 +142,7 @@ def keras_home() -> Path:
     return _env_path("KERAS_HOME") or Path.home() / ".keras"
 
 
-def _offline_switch() -> str | None:
+def offline_switch() -> str | None:
     """The environment setting that forbids network access (e.g. "HF_HUB_OFFLINE=1"), or None."""
     for name in _OFFLINE_SWITCHES:
         value = os.environ.get(name, "")
@@ -152,13 +154,13 @@ def _offline_switch() -> str | None:
 def _network_off(offline: bool | None) -> str | None:
     """Why network access is forbidden ("offline=True", "TFAUDIO_OFFLINE=1"), or None if allowed."""
     if offline is None:
-        return _offline_switch()
+        return offline_switch()
     return "offline=True" if offline else None
 
 
 def is_offline() -> bool:
     """True when TFAUDIO_OFFLINE, HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is 1/true/yes/on."""
-    return _offline_switch() is not None
+    return offline_switch() is not None
 
 
 def locations(spec: WeightsFile, explicit: str | os.PathLike | None = None) -> list[Path]:
@@ -180,11 +182,42 @@ def locations(spec: WeightsFile, explicit: str | os.PathLike | None = None) -> l
 
 def sha256_of(path: str | os.PathLike) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks (constant memory for any size)."""
+    return files_sha256([path], names=False)
+
+
+def files_sha256(paths, names: bool = True) -> str:
+    """One hex sha256 over several files' contents in the given order (and their base names,
+    so that a checkpoint split differently is another digest): a model's weights digest."""
     digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
+    for path in map(Path, paths):
+        if names:
+            digest.update(path.name.encode("utf8") + b"\0")
+        with open(path, "rb") as stream:
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
     return digest.hexdigest()
+
+
+def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to host:port opens within `timeout` seconds.
+
+    Model hubs' clients retry for tens of seconds when the network is blocked; one short probe
+    lets a load fail (or fall back to the cache) in seconds. `socket.getaddrinfo` has no timeout
+    of its own, so the probe runs in a daemon thread that is abandoned if it takes too long.
+    """
+    result = []
+
+    def probe():
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
 
 
 def _sidecar(path: Path) -> Path:
