@@ -91,7 +91,9 @@ def wav2vec2_runs(paths: list[Path], batch_size: int, folder: Path):
     with keep_keras_3():
         from transformers import TFWav2Vec2Model, Wav2Vec2Config, Wav2Vec2FeatureExtractor
 
-        TFWav2Vec2Model(Wav2Vec2Config()).save_pretrained(folder)  # the base architecture
+        network = TFWav2Vec2Model(Wav2Vec2Config())  # the base architecture, random weights
+        network(network.dummy_inputs)  # create the weights before saving
+        network.save_pretrained(folder)
         Wav2Vec2FeatureExtractor().save_pretrained(folder)
     model = Wav2Vec2(Wav2Vec2Params(model=str(folder)))
     clips = [Clip(p, "x") for p in paths]
