@@ -158,11 +158,14 @@ def test_registry_knows_its_models_and_refuses_unknown_ones(monkeypatch, tmp_pat
     assert status["handcrafted"].available and not status["yamnet"].available
 
 
-def test_a_cached_run_does_not_import_tensorflow(synth_data, tmp_path):
+def test_cached_and_up_to_date_runs_do_not_import_tensorflow(synth_data, tmp_path):
     """The point of lazy loading: everything cached -> no TensorFlow, no network."""
     store = tmp_path / "store"
-    env_args = [str(synth_data), "--model", "handcrafted", "--out", str(tmp_path / "out"), "--store", str(store)]
-    first = CliRunner().invoke(main, ["embed", *env_args])
+
+    def embed(out: str):
+        return [str(synth_data), "--model", "handcrafted", "--out", str(tmp_path / out), "--store", str(store)]
+
+    first = CliRunner().invoke(main, ["embed", *embed("a")])
     assert first.exit_code == 0, first.output
     assert "0 cached, 80 computed" in first.output
     script = (
@@ -170,12 +173,32 @@ def test_a_cached_run_does_not_import_tensorflow(synth_data, tmp_path):
         "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
         "print('TF', 'tensorflow' in sys.modules)\nsys.exit(code)\n"
     )
-    result = subprocess.run([sys.executable, "-c", script, "embed", *env_args], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "80 cached, 0 computed" in result.stdout
-    assert "TF False" in result.stdout
-    table = pd.read_parquet(tmp_path / "out" / "handcrafted.parquet")
-    assert table.shape == (80, 4 + 104)
+
+    def run_in_fresh_process(out: str):
+        result = subprocess.run([sys.executable, "-c", script, "embed", *embed(out)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    cached = run_in_fresh_process("b")  # a new output file, served from the store
+    assert "80 cached, 0 computed" in cached and "TF False" in cached
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / "handcrafted.parquet"), pd.read_parquet(tmp_path / "b" / "handcrafted.parquet"))
+    assert pd.read_parquet(tmp_path / "b" / "handcrafted.parquet").shape == (80, 4 + 104)
+    again = run_in_fresh_process("b")  # the same command again: nothing to do
+    assert "is up to date (80 clips, 0 skipped)" in again and "TF False" in again
+
+
+def test_an_output_is_rewritten_when_the_data_changes(synth_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(synth_data, data)
+    args = ["embed", str(data), "--model", "handcrafted", "--out", str(tmp_path / "out"), "--store", str(tmp_path / "s")]
+    CliRunner().invoke(main, args)
+    (data / "clicks" / "clicks_007.wav").write_bytes(b"broken")
+    result = CliRunner().invoke(main, args)
+    assert "79 cached, 0 computed, 1 skipped" in result.output
+    assert "clicks_007.wav" in result.output
+    again = CliRunner().invoke(main, args)
+    assert "up to date (79 clips, 1 skipped)" in again.output and "clicks_007.wav" in again.output
+    assert len(pd.read_parquet(tmp_path / "out" / "handcrafted.parquet")) == 79
 
 
 def test_models_command_lists_availability(monkeypatch, tmp_path):

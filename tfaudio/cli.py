@@ -167,7 +167,7 @@ def embed(data, model_names, out, pooling, frames, batch_size, max_duration, gro
     with the same model, weights and settings are read back instead of recomputed."""
     from tfaudio.data import load_dataset
     from tfaudio.models.registry import ModelUnavailable, get
-    from tfaudio.store import FRAMES, EmbedConfig, EmbeddingStore, embed_dataset
+    from tfaudio.store import FRAMES, EmbedConfig, EmbeddingStore, current_output, embed_dataset, plan_embedding
 
     dataset = load_dataset(data, group_column=group_column)
     cache = EmbeddingStore(store)
@@ -180,17 +180,22 @@ def embed(data, model_names, out, pooling, frames, batch_size, max_duration, gro
         config = EmbedConfig(
             pooling=FRAMES if frames else pooling, batch_size=batch_size, max_duration=max_duration, strict=strict
         )
-        with _progress(len(dataset), name) as bar:
-            table = embed_dataset(dataset, model, cache, config, progress=bar.update)
         target = out / f"{_safe_name(name)}{'_frames' if frames else ''}.parquet"
-        table.write_parquet(target)
-        stats = table.stats
-        speed = f", {stats.audio_seconds / stats.seconds:.0f}x real time" if stats.computed else ""
-        click.echo(
-            f"{name}: {len(table.clips)} clips -> {target} ({stats.cached} cached, {stats.computed} computed, "
-            f"{len(stats.skipped)} skipped; {stats.seconds:.1f} s{speed})"
-        )
-        for problem in stats.skipped:
+        plan = plan_embedding(dataset, model, config)
+        skipped = current_output(target, plan)
+        if skipped is not None:  # like make: the file already holds exactly this result
+            click.echo(f"{name}: {target} is up to date ({len(dataset) - len(skipped)} clips, {len(skipped)} skipped)")
+        else:
+            with _progress(len(dataset), name) as bar:
+                table = embed_dataset(dataset, model, cache, config, progress=bar.update, plan=plan)
+            table.write_parquet(target)
+            stats, skipped = table.stats, table.stats.skipped
+            speed = f", {stats.audio_seconds / stats.seconds:.0f}x real time" if stats.computed else ""
+            click.echo(
+                f"{name}: {len(table.clips)} clips -> {target} ({stats.cached} cached, {stats.computed} computed, "
+                f"{len(skipped)} skipped; {stats.seconds:.1f} s{speed})"
+            )
+        for problem in skipped:
             click.echo(f"  skipped {problem.path}: {problem.reason}", err=True)
 
 

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 #: A pooling name, or "frames" for the frame-level embeddings themselves.
 FRAMES = "frames"
+# Parquet schema metadata of written tables: the plan's stamp and the clips skipped.
+_STAMP, _SKIPPED = b"tfaudio.stamp", b"tfaudio.skipped"
 
 
 def default_root() -> Path:
@@ -146,6 +148,7 @@ class EmbeddingTable:
     clips: tuple[Clip, ...]
     vectors: np.ndarray | list
     stats: EmbedStats
+    stamp: str = ""
 
     def columns(self) -> dict[str, list]:
         """file (relative to the dataset), label, fold, group per clip."""
@@ -194,7 +197,9 @@ class EmbeddingTable:
             matrix = np.asarray(self.vectors, np.float32)
             for i in range(matrix.shape[1]):
                 arrays[f"e{i:04d}"] = pa.array(matrix[:, i])
-        pq.write_table(pa.table(arrays), path)
+        skipped = json.dumps([[p.path, p.reason] for p in self.stats.skipped])
+        metadata = {_STAMP: self.stamp.encode(), _SKIPPED: skipped.encode()}
+        pq.write_table(pa.table(arrays).replace_schema_metadata(metadata), path)
 
 
 def hash_clips(clips: Sequence[Clip], workers: int = 4) -> list[str | None]:
@@ -210,29 +215,71 @@ def hash_clips(clips: Sequence[Clip], workers: int = 4) -> list[str | None]:
         return list(pool.map(digest, clips))
 
 
+@dataclass(frozen=True)
+class EmbedPlan:
+    """What an embedding run will produce, known before anything is decoded or loaded.
+
+    key: the store key; hashes: each clip's content sha256 (None if unreadable); stamp: a
+    digest of the key and every output row (file, label, fold, group, content), so an output
+    file carrying the same stamp already holds exactly what the run would write.
+    """
+
+    pooling: str
+    identity: dict
+    decode: dict
+    key: str
+    hashes: tuple[str | None, ...]
+    stamp: str
+
+
+def plan_embedding(dataset: Dataset, representation: Representation, config: EmbedConfig = EmbedConfig()) -> EmbedPlan:
+    """Hash the clips and name the store key; cheap (no model is loaded, no audio decoded)."""
+    pooling = config.pooling or representation.default_pooling
+    if pooling not in (*POOLING, FRAMES):
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of {(*POOLING, FRAMES)}")
+    identity = representation.identity()
+    decode = {"sample_rate": representation.sample_rate, "max_duration": config.max_duration, "mix": "mean"}
+    key = representation_key(identity, pooling, decode)
+    hashes = tuple(hash_clips(dataset.clips, config.workers))
+    rows = [f"{dataset.relative(c)}\t{c.label}\t{c.fold}\t{c.group}\t{h}" for c, h in zip(dataset.clips, hashes)]
+    stamp = hashlib.sha256("\n".join([key, *rows]).encode()).hexdigest()
+    return EmbedPlan(pooling, identity, decode, key, hashes, stamp)
+
+
+def current_output(path: str | os.PathLike, plan: EmbedPlan) -> list[Problem] | None:
+    """The skipped clips recorded in `path` if it was written by `EmbeddingTable.write_parquet`
+    for exactly this plan (so it is up to date), else None. Reads only the file's schema."""
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, ValueError):  # missing, or not a Parquet file
+        return None
+    if metadata.get(_STAMP) != plan.stamp.encode():
+        return None
+    return [Problem(file, reason) for file, reason in json.loads(metadata.get(_SKIPPED, b"[]"))]
+
+
 def embed_dataset(
     dataset: Dataset,
     representation: Representation,
     store: EmbeddingStore | None = None,
     config: EmbedConfig = EmbedConfig(),
     progress: Callable[[int], None] | None = None,
+    plan: EmbedPlan | None = None,
 ) -> EmbeddingTable:
     """Vectors of every clip: from the store when it has them, computed in batches otherwise.
 
     Computed vectors are written to the store every `flush_every` clips, so an interrupted
     run keeps its work. Unreadable clips are skipped and reported (or raise when strict).
+    plan: from `plan_embedding` with the same arguments, to avoid hashing twice.
     """
     start = time.perf_counter()
-    pooling = config.pooling or representation.default_pooling
-    if pooling not in (*POOLING, FRAMES):
-        raise ValueError(f"unknown pooling {pooling!r}; choose one of {(*POOLING, FRAMES)}")
+    plan = plan or plan_embedding(dataset, representation, config)
+    pooling, identity, decode, key, hashes = plan.pooling, plan.identity, plan.decode, plan.key, plan.hashes
     store = store or EmbeddingStore()
-    identity = representation.identity()
-    decode = {"sample_rate": representation.sample_rate, "max_duration": config.max_duration, "mix": "mean"}
-    key = representation_key(identity, pooling, decode)
     stats = EmbedStats(clips=len(dataset))
 
-    hashes = hash_clips(dataset.clips, config.workers)
     vectors: dict[str, np.ndarray] = store.lookup(key, [h for h in hashes if h])
     todo = [i for i, h in enumerate(hashes) if h not in vectors]
     stats.cached = len(dataset) - len(todo)
@@ -293,7 +340,7 @@ def embed_dataset(
         ordered = np.stack(ordered) if ordered else np.zeros((0, representation.pooled_dim(pooling)), np.float32)
     stats.seconds = time.perf_counter() - start
     clips = tuple(dataset.clips[i] for i in rows)
-    return EmbeddingTable(representation.name, pooling, dataset, clips, ordered, stats)
+    return EmbeddingTable(representation.name, pooling, dataset, clips, ordered, stats, plan.stamp)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
