@@ -19,7 +19,7 @@ import tensorflow as tf
 from tfaudio import frontend
 from tfaudio.audio import AudioError
 from tfaudio.data import Dataset, Problem, iter_batches
-from tfaudio.models.base import FrameEmbeddings, Representation
+from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
 from tfaudio.params import (  # noqa: F401  (feature_names re-exported)
     HandcraftedParams,
     feature_names,
@@ -95,20 +95,7 @@ def compute(
     ``lengths``: int [clips] valid samples per clip (default: all samples). Batches of
     ``batch_size`` clips run through one traced ``tf.function`` graph.
     """
-    waveforms = np.asarray(waveforms, np.float32)
-    if waveforms.ndim != 2:
-        raise ValueError(f"waveforms must be [clips, samples], got shape {waveforms.shape}")
-    if lengths is None:
-        lengths = np.full(len(waveforms), waveforms.shape[1], np.int32)
-    lengths = np.asarray(lengths, np.int32)
-    if (
-        lengths.shape != (len(waveforms),)
-        or np.any(lengths > waveforms.shape[1])
-        or np.any(lengths < 0)
-    ):
-        raise ValueError(
-            f"lengths must be [clips] = ({len(waveforms)},) values in 0..{waveforms.shape[1]}"
-        )
+    waveforms, lengths = check_batch(waveforms, lengths)
     run = _graph(params)
     out = [
         run(waveforms[i : i + batch_size], lengths[i : i + batch_size]).numpy()

@@ -15,6 +15,32 @@ import numpy as np
 _WINDOWS = {"hann": 0.5, "hamming": 0.54}  # a in w[n] = a - (1 - a) cos(2 pi n / N)
 
 
+class SecondsFraming:
+    """Sample counts derived from settings given in seconds, as YAMNet's and VGGish's releases
+    give them. For frozen dataclasses with fields sample_rate, stft_window_seconds and
+    stft_hop_seconds (the numbers in the docstrings are those models' values)."""
+
+    @property
+    def stft_window_samples(self) -> int:
+        """400: samples per STFT frame."""
+        return round(self.sample_rate * self.stft_window_seconds)
+
+    @property
+    def stft_hop_samples(self) -> int:
+        """160: samples between STFT frames."""
+        return round(self.sample_rate * self.stft_hop_seconds)
+
+    @property
+    def fft_length(self) -> int:
+        """512: the next power of two at or above the window (as both releases compute it)."""
+        return 1 << (self.stft_window_samples - 1).bit_length()
+
+    @property
+    def num_spectrogram_bins(self) -> int:
+        """257: rfft bins of one frame."""
+        return self.fft_length // 2 + 1
+
+
 @dataclasses.dataclass(frozen=True)
 class STFTParams:
     """Framing and short-time Fourier transform.

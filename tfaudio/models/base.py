@@ -49,6 +49,27 @@ def pool(values: np.ndarray, mask: np.ndarray, method: str = "mean") -> np.ndarr
     return np.concatenate([mean, np.sqrt(variance)], axis=1).astype(np.float32)
 
 
+def check_batch(waveforms, lengths=None) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a zero-padded batch: -> (float32 [batch, samples], int32 [batch] lengths).
+
+    lengths=None means every clip fills the batch. Raises ValueError naming what is wrong.
+    """
+    waveforms = np.asarray(waveforms, dtype=np.float32)
+    if waveforms.ndim != 2:
+        raise ValueError(
+            f"waveforms must be float32 [batch, samples], got shape {waveforms.shape}; "
+            "use waveform[np.newaxis] for one clip"
+        )
+    if lengths is None:
+        return waveforms, np.full(len(waveforms), waveforms.shape[1], dtype=np.int32)
+    lengths = np.asarray(lengths)
+    if lengths.shape != (len(waveforms),):
+        raise ValueError(f"lengths must be int [batch={len(waveforms)}], got shape {lengths.shape}")
+    if lengths.size and (lengths.min() < 0 or lengths.max() > waveforms.shape[1]):
+        raise ValueError(f"lengths must be in 0..{waveforms.shape[1]} (the batch width), got {lengths}")
+    return waveforms, lengths.astype(np.int32)
+
+
 class Representation(abc.ABC):
     """A way to turn waveforms into vectors.
 

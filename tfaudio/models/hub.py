@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfaudio.models.base import FrameEmbeddings, Representation
+from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
 from tfaudio.models.vggish import load_pca_params, postprocess
 from tfaudio.models.weights import files_sha256, is_offline, reachable, tfhub_cache_path
 
@@ -252,12 +252,7 @@ class HubModel(Representation):
     def frames(self, waveforms: np.ndarray, lengths: np.ndarray) -> FrameEmbeddings:
         """float32 [batch, samples], int [batch] -> frames float32 [batch, max frames, dim] and mask;
         one model call per clip, on the clip's own samples."""
-        waveforms = np.asarray(waveforms, np.float32)
-        lengths = np.asarray(lengths)
-        if waveforms.ndim != 2 or lengths.shape != (len(waveforms),):
-            raise ValueError(f"need waveforms [batch, samples] and lengths [batch], got {waveforms.shape}, {lengths.shape}")
-        if lengths.size and (lengths.min() < 0 or lengths.max() > waveforms.shape[1]):
-            raise ValueError(f"lengths must be in 0..{waveforms.shape[1]} (the batch width), got {lengths}")
+        waveforms, lengths = check_batch(waveforms, lengths)
         clips = [self.clip_frames(row[:length]) for row, length in zip(waveforms, lengths)]
         longest = max((len(c) for c in clips), default=0)
         embeddings = np.zeros((len(clips), longest, self.dim), np.float32)

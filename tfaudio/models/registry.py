@@ -133,13 +133,14 @@ def _vggish(source: str) -> Representation:
     return model
 
 
-def _wav2vec2(source: str) -> Representation:
+def _hugging_face(source: str, generic: bool = False) -> Representation:
+    """Wav2Vec2 (generic=False) or any TF audio encoder taking input_values (generic=True)."""
     # Loading reads the model's files (and their digests), so it happens here, not lazily.
     import_tensorflow_quietly()
-    from tfaudio.models.wav2vec2 import ModelFilesError, Wav2Vec2, Wav2Vec2Params
+    from tfaudio.models.wav2vec2 import HFAudioEncoder, ModelFilesError, Wav2Vec2, Wav2Vec2Params
 
     try:
-        model = Wav2Vec2(Wav2Vec2Params(model=source))
+        model = (HFAudioEncoder if generic else Wav2Vec2)(Wav2Vec2Params(model=source))
     except ModelFilesError as err:
         raise ModelUnavailable(str(err)) from None
     model.source = source
@@ -210,7 +211,7 @@ _BUILTIN = {
         _Entry(
             ModelInfo("wav2vec2", 768, 16000, f"Hugging Face {_WAV2VEC2_DEFAULT}", "Wav2Vec2-base, self-supervised on LibriSpeech; 20 ms frames"),
             _hf_model(_WAV2VEC2_DEFAULT),
-            _wav2vec2,
+            _hugging_face,
         ),
     )
 }
@@ -233,25 +234,13 @@ def get(name: str, *, weights_path: str | None = None, offline: bool | None = No
     if name.startswith("hub:"):
         return _hub(name[len("hub:") :])
     if name.startswith("hf:"):
-        return _hf(name[len("hf:") :])
+        return _hugging_face(name[len("hf:") :], generic=True)
     if name not in _BUILTIN:
         raise ValueError(
             f"unknown representation {name!r}; choose one of {', '.join(names())}, hub:<handle> or hf:<model id>"
         )
     entry = _BUILTIN[name]
     return entry.build(entry.locate(weights_path, offline))
-
-
-def _hf(model: str) -> Representation:
-    import_tensorflow_quietly()
-    from tfaudio.models.wav2vec2 import HFAudioEncoder, ModelFilesError, Wav2Vec2Params
-
-    try:
-        representation = HFAudioEncoder(Wav2Vec2Params(model=model))
-    except ModelFilesError as err:
-        raise ModelUnavailable(str(err)) from None
-    representation.source = model
-    return representation
 
 
 def _hub(handle: str) -> Representation:

@@ -40,8 +40,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfaudio.models.base import FrameEmbeddings, Representation
+from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
 from tfaudio.models.weights import VGGISH_CKPT, VGGISH_PCA, WeightsError, files_sha256
+from tfaudio.params import SecondsFraming
 
 PCA_EIGEN_VECTORS_KEY = "pca_eigen_vectors"
 PCA_MEANS_KEY = "pca_means"
@@ -91,7 +92,7 @@ _BOOKKEEPING = frozenset({"global_step"})
 
 
 @dataclass(frozen=True)
-class VggishParams:
+class VggishParams(SecondsFraming):
     """VGGish's hyper-parameters (``vggish_params.py``), with the sample counts derived.
 
     The network's input size (96 x 64) is fixed by the released weights; the front-end fields
@@ -126,26 +127,6 @@ class VggishParams:
             raise ValueError(f"example_hop_seconds must be positive, got {self.example_hop_seconds}")
         if not self.quantize_min < self.quantize_max:
             raise ValueError("quantize_min must be below quantize_max")
-
-    @property
-    def stft_window_samples(self) -> int:
-        """400: samples per STFT frame."""
-        return round(self.sample_rate * self.stft_window_seconds)
-
-    @property
-    def stft_hop_samples(self) -> int:
-        """160: samples between STFT frames."""
-        return round(self.sample_rate * self.stft_hop_seconds)
-
-    @property
-    def fft_length(self) -> int:
-        """512: the next power of two at or above the window (``mel_features``)."""
-        return 1 << (self.stft_window_samples - 1).bit_length()
-
-    @property
-    def num_spectrogram_bins(self) -> int:
-        """257: rfft bins of one frame."""
-        return self.fft_length // 2 + 1
 
     @property
     def example_frames(self) -> int:
@@ -439,19 +420,7 @@ class Vggish(Representation):
             VggishOutput; a clip's entries equal those of the clip embedded alone (up to float
             reassociation), its valid examples given by ``example_mask``.
         """
-        waveforms = np.asarray(waveforms, dtype=np.float32)
-        if waveforms.ndim != 2:
-            raise ValueError(
-                f"waveforms must be float32 [batch, samples], got shape {waveforms.shape}; "
-                "use waveform[np.newaxis] for one clip"
-            )
-        if lengths is None:
-            lengths = np.full(len(waveforms), waveforms.shape[1], dtype=np.int32)
-        lengths = np.asarray(lengths)
-        if lengths.shape != (len(waveforms),):
-            raise ValueError(f"lengths must be int [batch={len(waveforms)}], got shape {lengths.shape}")
-        if lengths.size and (lengths.min() < 0 or lengths.max() > waveforms.shape[1]):
-            raise ValueError(f"lengths must be in 0..{waveforms.shape[1]} (the batch width), got {lengths}")
+        waveforms, lengths = check_batch(waveforms, lengths)
         output = self.embed_graph(tf.constant(waveforms), tf.constant(lengths, dtype=tf.int32))
         return VggishOutput(*(tensor.numpy() for tensor in output))
 

@@ -67,7 +67,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfaudio.models.base import FrameEmbeddings, Representation
+from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
 from tfaudio.models.weights import files_sha256, offline_switch, reachable
 
 DEFAULT_MODEL = "facebook/wav2vec2-base-960h"
@@ -523,14 +523,7 @@ class HFAudioEncoder(Representation):
             embeddings float32 [batch, frames, dim], mask bool [batch, frames]: clip i has
             ``num_frames(lengths[i])`` valid frames, equal (≤ 1e-4) to the clip's alone.
         """
-        waveforms = np.asarray(waveforms, dtype=np.float32)
-        if waveforms.ndim != 2:
-            raise ValueError(f"waveforms must be float32 [batch, samples], got shape {waveforms.shape}")
-        lengths = np.asarray(lengths)
-        if lengths.shape != (len(waveforms),):
-            raise ValueError(f"lengths must be int [batch={len(waveforms)}], got shape {lengths.shape}")
-        if lengths.size and (lengths.min() < 0 or lengths.max() > waveforms.shape[1]):
-            raise ValueError(f"lengths must be in 0..{waveforms.shape[1]} (the batch width), got {lengths}")
+        waveforms, lengths = check_batch(waveforms, lengths)
 
         owners, inputs = [], []  # per window: its clip, its network input; in time order per clip
         for clip, length in enumerate(lengths.tolist()):

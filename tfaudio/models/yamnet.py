@@ -38,7 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfaudio.models.base import FrameEmbeddings, Representation
+from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
 from tfaudio.models.weights import YAMNET_CLASS_MAP, YAMNET_H5, WeightsError, sha256_of
 from tfaudio.models.yamnet_params import YamnetParams, yamnet_identity
 
@@ -395,19 +395,7 @@ class Yamnet:
             YamnetOutput; a clip's entries equal those of the clip embedded alone (up to float
             reassociation, ~1e-6), its valid patches given by ``patch_mask``.
         """
-        waveforms = np.asarray(waveforms, dtype=np.float32)
-        if waveforms.ndim != 2:
-            raise ValueError(
-                f"waveforms must be float32 [batch, samples], got shape {waveforms.shape}; "
-                "use waveform[np.newaxis] for one clip"
-            )
-        if lengths is None:
-            lengths = np.full(len(waveforms), waveforms.shape[1], dtype=np.int32)
-        lengths = np.asarray(lengths)
-        if lengths.shape != (len(waveforms),):
-            raise ValueError(f"lengths must be int [batch={len(waveforms)}], got shape {lengths.shape}")
-        if lengths.size and (lengths.min() < 0 or lengths.max() > waveforms.shape[1]):
-            raise ValueError(f"lengths must be in 0..{waveforms.shape[1]} (the batch width), got {lengths}")
+        waveforms, lengths = check_batch(waveforms, lengths)
         output = self.embed_graph(tf.constant(waveforms), tf.constant(lengths, dtype=tf.int32))
         return YamnetOutput(*(tensor.numpy() for tensor in output))
 

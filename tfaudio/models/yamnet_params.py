@@ -9,9 +9,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from tfaudio.params import SecondsFraming
+
 
 @dataclass(frozen=True)
-class YamnetParams:
+class YamnetParams(SecondsFraming):
     """YAMNet's hyper-parameters (the reference ``params.py``), with the sample counts derived.
 
     Changing a front-end field gives a different model that the released weights do not fit;
@@ -46,26 +48,6 @@ class YamnetParams:
             )
         if self.stft_window_samples < self.stft_hop_samples:
             raise ValueError("stft_window_seconds must be at least stft_hop_seconds")
-
-    @property
-    def stft_window_samples(self) -> int:
-        """400: samples per STFT frame."""
-        return round(self.sample_rate * self.stft_window_seconds)
-
-    @property
-    def stft_hop_samples(self) -> int:
-        """160: samples between STFT frames."""
-        return round(self.sample_rate * self.stft_hop_seconds)
-
-    @property
-    def fft_length(self) -> int:
-        """512: the next power of two at or above the window."""
-        return 1 << (self.stft_window_samples - 1).bit_length()
-
-    @property
-    def num_spectrogram_bins(self) -> int:
-        """257: rfft bins of one frame."""
-        return self.fft_length // 2 + 1
 
     @property
     def patch_frames(self) -> int:
