@@ -18,3 +18,19 @@ def test_pool_over_valid_frames_known_values():
         pool(values, np.zeros((2, 3), bool))
     with pytest.raises(ValueError, match="unknown pooling"):
         pool(values, mask, "median")
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7, 10, 23])
+def test_in_groups_equals_one_call(rows):
+    import tensorflow as tf
+
+    from tfaudio.models.grouping import in_groups
+
+    values = tf.reshape(tf.range(rows * 6, dtype=tf.float32), [rows, 2, 3])
+    def fn(x):
+        return tf.reduce_sum(x, axis=[1, 2]), x * 2.0
+
+    sums, doubled = tf.function(lambda v: in_groups(fn, v, max_group=4))(values)
+    np.testing.assert_array_equal(sums, tf.reduce_sum(values, axis=[1, 2]))
+    np.testing.assert_array_equal(doubled, values * 2.0)
+    assert sums.shape == (rows,) and doubled.shape == (rows, 2, 3)

@@ -39,7 +39,8 @@ def _progress(total: int, desc: str):
 def main():
     """Which audio representation works for your labeled sounds? tfaudio loads a folder of
     audio (one sub-folder per class, or a CSV manifest filename,label[,fold][,group]) and
-    computes hand-crafted features in TensorFlow.
+    computes hand-crafted features and pretrained embeddings (YAMNet, VGGish, Wav2Vec2, TF-Hub
+    and Hugging Face models) in TensorFlow, cached so nothing is computed twice.
 
     DATA is a class-folder tree, a CSV manifest, or a folder holding meta.csv / manifest.csv.
     """
@@ -152,7 +153,10 @@ def models():
 
 @main.command()
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--model", "model_names", multiple=True, required=True, help="Representation name; repeat for several.")
+@click.option(
+    "--model", "model_names", multiple=True, required=True,
+    help="handcrafted, yamnet, vggish, wav2vec2, hub:<handle or folder>, hf:<id or folder>; repeat for several.",
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for <model>.parquet.")
 @click.option("--pooling", type=click.Choice(["mean", "max", "mean+std"]), help="Clip pooling (default: per model).")
 @click.option("--frames", is_flag=True, help="Write frame-level embeddings instead of pooled clip vectors.")

@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
+from tfaudio.models.grouping import in_groups
 from tfaudio.models.weights import VGGISH_CKPT, VGGISH_PCA, WeightsError, files_sha256
 from tfaudio.params import SecondsFraming
 
@@ -66,6 +67,8 @@ _LAYERS = (
     ("vggish/fc2", "fc2", "embedding", 128),
 )
 EMBEDDING_SIZE = _LAYERS[-1][3]
+#: Examples through the network at once (~1.6 MB of first-layer activations each); more go in groups.
+MAX_EXAMPLES_PER_CALL = 256
 # Keras 3's variable names -> slim's.
 _SLIM_NAMES = {"kernel": "weights", "bias": "biases"}
 
@@ -404,7 +407,9 @@ class Vggish(Representation):
         # Only the clips' own examples go through the network, so a short clip in a batch of
         # long ones costs its own examples, and padding never reaches the network.
         where = tf.where(example_mask)  # int64 [valid, 2]
-        embeddings = self.network(tf.gather_nd(examples, where), training=False)
+        embeddings = in_groups(
+            lambda group: self.network(group, training=False), tf.gather_nd(examples, where), MAX_EXAMPLES_PER_CALL
+        )
         grid = tf.shape(example_mask, out_type=tf.int64)
         embeddings = tf.scatter_nd(where, embeddings, tf.concat([grid, [EMBEDDING_SIZE]], axis=0))
         return VggishOutput(embeddings, log_mel, example_mask)

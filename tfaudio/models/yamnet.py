@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
+from tfaudio.models.grouping import in_groups
 from tfaudio.models.weights import YAMNET_CLASS_MAP, YAMNET_H5, WeightsError, sha256_of
 from tfaudio.models.yamnet_params import YamnetParams, yamnet_identity
 
@@ -60,6 +61,8 @@ _BLOCKS = (
     ("separable", 1, 1024),
 )
 NUM_BLOCKS = len(_BLOCKS)
+#: Patches through the network at once (~1.2 GB of activations); more are done in groups.
+MAX_PATCHES_PER_CALL = 1024
 EMBEDDING_SIZE = _BLOCKS[-1][2]
 
 # Keras 2 called the depthwise kernel `depthwise_kernel`; Keras 3 calls it `kernel`.
@@ -379,7 +382,9 @@ class Yamnet:
         # Only the clips' own patches go through the network: a short clip in a batch of long
         # ones costs its own patches, not the batch's.
         where = tf.where(patch_mask)  # int64 [valid, 2]
-        scores, embeddings = infer_patches(self.network, tf.gather_nd(patches, where))
+        scores, embeddings = in_groups(
+            lambda group: infer_patches(self.network, group), tf.gather_nd(patches, where), MAX_PATCHES_PER_CALL
+        )
         grid = tf.shape(patch_mask, out_type=tf.int64)
         scores = tf.scatter_nd(where, scores, tf.concat([grid, [params.num_classes]], axis=0))
         embeddings = tf.scatter_nd(where, embeddings, tf.concat([grid, [EMBEDDING_SIZE]], axis=0))
