@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_DATA := data/synth-demo
 DEMO_OUT := reports/demo
 
-.PHONY: demo test clean
+.PHONY: demo test clean browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "tfaudio needs Python >= 3.10; set PYTHON=python3.x")'
@@ -23,7 +23,15 @@ demo: $(STAMP)
 	@echo ""
 	@echo "Demo output: $(DEMO_OUT)/features.csv (one row per clip: file, label, fold, features)"
 
-test: $(STAMP)
+# The page checks drive Debian's chromium through chromium-driver; install them when missing
+# (needs root or sudo; without them those tests skip and say why).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; } || \
+	  echo "could not install chromium; the browser checks will be skipped"
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 clean:
