@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from browser import chromium, console_errors, open_page
 from conftest import shared_path
 from tfaudio.cli import main
-from tfaudio.compare import CompareConfig, CompareError, compare
+from tfaudio.comparison import CompareConfig, CompareError, compare
 from tfaudio.models.base import FrameEmbeddings, Representation
 
 FAST = ("logreg", "rf")

@@ -11,6 +11,7 @@ import click
 
 from tfaudio import __version__
 from tfaudio.audio import AudioError
+from tfaudio.comparison import CompareError
 from tfaudio.data import DatasetError
 from tfaudio.quiet import import_tensorflow_quietly
 
@@ -22,7 +23,7 @@ def _friendly_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (AudioError, DatasetError, FileNotFoundError) as err:
+        except (AudioError, DatasetError, CompareError, FileNotFoundError) as err:
             raise click.ClickException(str(err)) from None
 
     return wrapper
@@ -230,7 +231,7 @@ def _compare_options(command):
 
 def _compare_config(models, classifiers, folds, split, params, pooling, seed, ae_epochs, latent, batch_size,
                     max_duration, store, strict, group_column=None):
-    from tfaudio.compare import CompareConfig
+    from tfaudio.comparison import CompareConfig
     from tfaudio.evaluate import parse_params
 
     try:
@@ -266,20 +267,6 @@ def _print_ranking(result, report: Path) -> None:
     click.echo(f"\nReport: {report}")
 
 
-def _compare_errors(command):
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from tfaudio.compare import CompareError
-        from tfaudio.data import SplitError
-
-        try:
-            return command(*args, **kwargs)
-        except (CompareError, SplitError, ValueError) as err:
-            raise click.ClickException(str(err)) from None
-
-    return wrapper
-
-
 @main.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--model", "model_names", multiple=True, default=("handcrafted", "yamnet"), show_default=True,
@@ -289,17 +276,19 @@ def _compare_errors(command):
 @click.option("--group-column", help="Manifest column that groups clips (default: 'group' when present).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Report folder.")
 @_friendly_errors
-@_compare_errors
 def compare(data, model_names, out, group_column, **options):
     """Which representation works for DATA? Cross-validates a random forest, an MLP and a
     linear probe on every representation over the same folds, tests each against the
     hand-crafted baseline (McNemar) and writes a report: index.html, report.md, metrics.json,
     predictions.csv."""
     import_tensorflow_quietly()
-    from tfaudio.compare import compare as run_compare
+    from tfaudio.comparison import compare as run_compare
 
     config = _compare_config(model_names, group_column=group_column, **options)
-    result = run_compare(data, config, log=lambda m: click.echo(m, err=True), command=" ".join(["tfaudio", *sys.argv[1:]]))
+    try:
+        result = run_compare(data, config, log=lambda m: click.echo(m, err=True), command=" ".join(["tfaudio", *sys.argv[1:]]))
+    except ValueError as err:  # e.g. a hyperparameter scikit-learn refuses
+        raise click.ClickException(str(err)) from None
     _print_ranking(result, result.write_report(out))
 
 
@@ -307,7 +296,6 @@ def compare(data, model_names, out, group_column, **options):
 @click.option("--out", default=Path("reports/demo"), show_default=True, type=click.Path(file_okay=False, path_type=Path))
 @_compare_options
 @_friendly_errors
-@_compare_errors
 def demo(out, **options):
     """The comparison on ESC-10 (TFAUDIO_DATA when set, else fetched into the cache, else a
     synthetic dataset when offline) with the baseline, YAMNet, VGGish and Wav2Vec2; models
@@ -316,7 +304,10 @@ def demo(out, **options):
     from tfaudio.demo import DEMO_MODELS, run_demo
 
     config = _compare_config(DEMO_MODELS, **options)
-    result = run_demo(out, config, lambda m: click.echo(m, err=True), " ".join(["tfaudio", *sys.argv[1:]]))
+    try:
+        result = run_demo(out, config, lambda m: click.echo(m, err=True), " ".join(["tfaudio", *sys.argv[1:]]))
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
     _print_ranking(result, out / "index.html")
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from tfaudio.compare import CompareConfig, ComparisonResult, compare
+from tfaudio.comparison import CompareConfig, ComparisonResult, compare
 from tfaudio.fetch import FetchError, datasets_home, fetch
 
 DEMO_MODELS = ("handcrafted", "yamnet", "vggish", "wav2vec2")

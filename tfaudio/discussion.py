@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tfaudio.compare import BASELINE
+from tfaudio.comparison import BASELINE
 
 if TYPE_CHECKING:
-    from tfaudio.compare import ComparisonResult
+    from tfaudio.comparison import ComparisonResult
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tfaudio.compare import BASELINE
+from tfaudio.comparison import BASELINE
 from tfaudio.discussion import paragraphs
 from tfaudio.evaluate import CLASSIFIERS
 
 if TYPE_CHECKING:
-    from tfaudio.compare import ComparisonResult
+    from tfaudio.comparison import ComparisonResult
 
 _PACKAGES = ("tfaudio", "tensorflow", "keras", "numpy", "scikit-learn", "scipy", "librosa", "soundfile", "soxr",
              "transformers", "tensorflow-hub", "plotly")
@@ -209,12 +209,13 @@ def _ranking_rows(result: ComparisonResult) -> list[list[str]]:
             f"{100 * m.accuracy_ci[0]:.1f}–{100 * m.accuracy_ci[1]:.1f}",
             f"{m.macro_precision:.3f}", f"{m.macro_recall:.3f}", f"{m.macro_f1:.3f}",
             "baseline" if versus is None else (f"{versus.p_value:.2g}" if versus.p_value >= 1e-4 else "< 1e-4"),
+            f"{run.cv.fit_seconds.mean():.2f} / {1000 * run.cv.predict_seconds.mean():.0f} ms",
         ])
     return rows
 
 
 _RANK_HEAD = ["#", "representation", "classifier", "dim", "accuracy % (mean ± std)", "95 % CI", "macro P",
-              "macro R", "macro F1", "McNemar p vs baseline"]
+              "macro R", "macro F1", "McNemar p vs baseline", "fit s / predict per split"]
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
