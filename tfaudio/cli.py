@@ -217,7 +217,7 @@ def _compare_options(command):
                      help="Classifier hyperparameter, e.g. rf.n_estimators=300 or mlp.hidden_layer_sizes=256,128."),
         click.option("--pooling", type=click.Choice(["mean", "max", "mean+std"]), help="Clip pooling (default: per model)."),
         click.option("--seed", default=0, show_default=True, help="Seed for folds, classifiers and bootstrap."),
-        click.option("--ae-epochs", default=20, show_default=True, help="Autoencoder epochs per split (--model autoencoder)."),
+        click.option("--ae-epochs", default=10, show_default=True, help="Autoencoder epochs per split (--model autoencoder)."),
         click.option("--latent", default=64, show_default=True, help="Autoencoder bottleneck size (--model autoencoder)."),
         click.option("--batch-size", default=32, show_default=True, help="Clips per embedding batch."),
         click.option("--max-duration", type=float, help="Use at most this many seconds of each clip."),
@@ -384,6 +384,10 @@ def fetch(name, out, url, sha256):
     click.echo(str(path))
 
 
+
+from tfaudio.cli_autoencoder import autoencoder as _autoencoder_group  # noqa: E402
+
+main.add_command(_autoencoder_group)
 
 if __name__ == "__main__":
     main()

@@ -65,7 +65,7 @@ class CompareConfig:
     strict: bool = False
     group_column: str | None = None
     store: str | None = None
-    ae_epochs: int = 20
+    ae_epochs: int = 10
     latent: int = 64
 
     def __post_init__(self):
@@ -417,7 +417,8 @@ def _autoencoder_features(working: Dataset, splits: list[Split], config: Compare
     from tfaudio.models.autoencoder import AutoencoderConfig, fit_autoencoder
     from tfaudio.store import EmbedConfig, embed_dataset
 
-    ae_config = AutoencoderConfig(latent=config.latent, epochs=config.ae_epochs, seed=config.seed)
+    ae_config = AutoencoderConfig(latent=config.latent, epochs=config.ae_epochs, seed=config.seed,
+                                  max_duration=config.max_duration)
     embed_config = EmbedConfig(pooling=config.pooling, batch_size=config.batch_size, max_duration=config.max_duration)
     per_split, cached, computed, seconds, identity = [], 0, 0, 0.0, {}
     for split in splits:

@@ -235,9 +235,14 @@ def get(name: str, *, weights_path: str | None = None, offline: bool | None = No
         return _hub(name[len("hub:") :])
     if name.startswith("hf:"):
         return _hugging_face(name[len("hf:") :], generic=True)
+    if name.startswith("autoencoder:"):
+        from tfaudio.models.autoencoder_params import saved_representation
+
+        return saved_representation(name[len("autoencoder:") :])
     if name not in _BUILTIN:
         raise ValueError(
-            f"unknown representation {name!r}; choose one of {', '.join(names())}, hub:<handle> or hf:<model id>"
+            f"unknown representation {name!r}; choose one of {', '.join(names())}, hub:<handle>, hf:<model id> "
+            "or autoencoder:<folder>"
         )
     entry = _BUILTIN[name]
     return entry.build(entry.locate(weights_path, offline))

@@ -1,0 +1,310 @@
+"""The log-mel autoencoder: patching, masked loss, seeded training, the representation, saving,
+export, the CLI and its figures; on ESC-10 when ../shared is present."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from conftest import shared_path
+from tfaudio.cli import main
+from tfaudio.models.autoencoder_params import AutoencoderConfig, AutoencoderError
+
+# Small enough to train in a couple of seconds on 80 one-second clips.
+TINY = AutoencoderConfig(patch_frames=32, num_mel_bins=32, filters=(8, 16), latent=16, epochs=3, batch_size=16)
+TINY_ARGS = ("--patch-frames", "32", "--latent", "16", "--epochs", "3", "--batch-size", "16")
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def ae():
+    from tfaudio.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from tfaudio.models import autoencoder
+
+    return autoencoder
+
+
+@pytest.fixture(scope="module")
+def dataset(synth_data):
+    from tfaudio.data import load_dataset
+
+    return load_dataset(synth_data)
+
+
+@pytest.fixture(scope="module")
+def trained(ae, dataset):
+    return ae.train(dataset, None, TINY)
+
+
+@pytest.fixture(scope="module")
+def saved(synth_data, tmp_path_factory):
+    """A model trained and saved by the CLI, with TensorBoard logs."""
+    root = tmp_path_factory.mktemp("ae_cli")
+    result = cli("autoencoder", "train", synth_data, "--out", root / "model", "--logdir", root / "runs",
+                 "--examples-per-class", "1", *TINY_ARGS)
+    assert result.exit_code == 0, result.output
+    return root, result.output
+
+
+def tone(seconds: float, freq: float = 440.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    return (0.4 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------- configuration
+
+
+def test_latent_larger_than_the_input_is_refused_with_the_sizes():
+    with pytest.raises(AutoencoderError, match=r"32 frames x 64 mel bands = 2048 values"):
+        AutoencoderConfig(patch_frames=32, latent=5000)
+    with pytest.raises(AutoencoderError, match="multiple of 8"):
+        AutoencoderConfig(patch_frames=36)
+
+
+def test_cli_refuses_a_latent_larger_than_the_input(synth_data, tmp_path):
+    result = cli("autoencoder", "train", synth_data, "--out", tmp_path / "m", "--latent", "9000")
+    assert result.exit_code == 1
+    assert "latent size 9000 is not smaller than the input" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "m").exists()
+
+
+# ------------------------------------------------------------------------------- front end
+
+
+def test_patches_cover_each_clip_and_mask_its_padding(ae):
+    import tensorflow as tf
+
+    config = TINY  # 32-frame patches every 16 frames, 10 ms frames, centred
+    long, short = tone(1.0), tone(0.2, 1000.0)
+    batch = np.zeros((2, long.size), np.float32)
+    batch[0], batch[1, : short.size] = long, short
+    lengths = tf.constant([long.size, short.size], tf.int32)
+    spectrogram, valid = ae.log_mel(tf.constant(batch), lengths, config)
+    cut, frame_mask, patch_mask = (t.numpy() for t in ae.patches(spectrogram, valid, config))
+    assert valid.numpy().tolist() == [101, 21]  # 1 + samples // 160
+    # 101 frames need 1 + ceil((101 - 32) / 16) = 6 patches; 21 frames fit in one padded patch.
+    assert patch_mask.sum(axis=1).tolist() == [6, 1]
+    assert frame_mask[1, 0].sum() == 21 and not frame_mask[1, 1:].any()
+    assert frame_mask[0, 5].sum() == 101 - 5 * 16
+    # The short clip's valid frames are those of the clip alone, whatever the batch held.
+    alone, alone_valid = ae.log_mel(tf.constant(short[np.newaxis]), tf.constant([short.size]), config)
+    np.testing.assert_allclose(cut[1, 0, :21], alone.numpy()[0, :21], atol=1e-4)
+
+
+def test_masked_loss_ignores_padding_frames(ae):
+    rng = np.random.default_rng(0)
+    stacked = rng.standard_normal((2, 8, 4, 2)).astype(np.float32)
+    mask = np.zeros((2, 8), np.float32)
+    mask[:, :3] = 1.0
+    loss = np.asarray(ae.masked_squared_error(mask, stacked))
+    expected = ((stacked[:, :3, :, 0] - stacked[:, :3, :, 1]) ** 2).sum(axis=(1, 2)) / (8 * 4)
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    noisy = stacked.copy()
+    noisy[:, 3:] += 100.0  # garbage in the padding changes nothing
+    np.testing.assert_allclose(np.asarray(ae.masked_squared_error(mask, noisy)), expected, rtol=1e-5)
+    metric = ae.MaskedMSE()
+    metric.update_state(mask, noisy)
+    np.testing.assert_allclose(float(metric.result()), expected.sum() * 32 / (2 * 3 * 4), rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def test_training_lowers_the_validation_error_and_keeps_the_best_epoch(trained):
+    val = trained.history["val_masked_mse"]
+    assert len(val) == TINY.epochs
+    assert min(val) < val[0]
+    assert trained.best_epoch == int(np.argmin(val)) + 1
+    assert 0 < trained.val_drop < 1
+    # 8 of 80 clips held out, stratified: two per class.
+    assert len(trained.val_clips) == 8 and not set(trained.val_clips) & set(trained.train_clips)
+
+
+def test_same_seed_same_embeddings(ae, dataset, trained):
+    again = ae.train(dataset, None, TINY)
+    batch, lengths = np.stack([tone(1.0), tone(1.0, 3000.0)]), np.array([16000, 16000])
+    first = trained.representation().embed(batch, lengths)
+    np.testing.assert_array_equal(again.representation().embed(batch, lengths), first)
+    assert trained.representation().identity() == again.representation().identity()
+    assert np.abs(first[0] - first[1]).max() > 1e-3  # not a constant map: two tones differ
+
+
+def test_too_few_clips_for_one_batch_is_a_clear_error(ae, dataset, synth_data, tmp_path):
+    with pytest.raises(AutoencoderError, match="fewer than one batch of 512"):
+        ae.train(dataset, np.arange(10), AutoencoderConfig(batch_size=512, epochs=1))
+    with pytest.raises(AutoencoderError, match="at least 2 clips"):
+        ae.train(dataset, np.arange(1), TINY)
+    result = cli("autoencoder", "train", synth_data, "--out", tmp_path / "m", "--batch-size", "100000")
+    assert result.exit_code == 1 and "fewer than one batch of 100000" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_clips_shorter_than_a_patch_are_padded_and_trained_on(ae, tmp_path):
+    from tfaudio.data import load_dataset
+    from tfaudio.synth import SynthConfig, make_dataset
+
+    short = load_dataset(make_dataset(tmp_path / "short", SynthConfig(clips_per_class=6, duration=0.15)))
+    result = ae.train(short, None, AutoencoderConfig(**{**TINY.to_dict(), "epochs": 1, "batch_size": 8}))
+    assert len(result.patches.patches) == len(short)  # one patch per clip
+    assert result.patches.frame_mask.sum(axis=1).max() == 1 + 2400 // 160  # 16 of 32 frames are real
+    frames = result.representation().frames(np.stack([tone(0.15)]), np.array([2400]))
+    assert frames.mask.tolist() == [[True]] and np.isfinite(frames.embeddings).all()
+
+
+def test_fit_autoencoder_trains_on_the_given_clips_only(ae, dataset, trained, monkeypatch):
+    seen = []
+    original = ae.extract_patches
+
+    def spy(data, indices, *args, **kwargs):
+        seen.extend(int(i) for i in indices)
+        return original(data, indices, *args, **kwargs)
+
+    monkeypatch.setattr(ae, "extract_patches", spy)
+    train_indices = np.flatnonzero(dataset.folds != 1)
+    representation = ae.fit_autoencoder(dataset, train_indices, TINY)
+    assert sorted(seen) == sorted(train_indices.tolist())
+    assert representation.dim == TINY.latent
+    assert len(representation.identity()["weights_sha256"]) == 64
+    # Other training clips, other weights: the cache key differs.
+    assert representation.identity() != trained.representation().identity()
+
+
+# ------------------------------------------------------------------------------- representation
+
+
+def test_a_clip_embeds_the_same_alone_and_padded_in_a_batch(trained):
+    representation = trained.representation()
+    short, long = tone(0.7, 600.0), tone(1.6, 2000.0)
+    batch = np.zeros((2, long.size), np.float32)
+    batch[0, : short.size], batch[1] = short, long
+    batch[0, short.size :] = 0.5  # junk past the clip's length must not matter
+    together = representation.frames(batch, np.array([short.size, long.size]))
+    alone = representation.frames(short[np.newaxis], np.array([short.size]))
+    n = alone.mask[0].sum()
+    assert together.mask[0].sum() == n
+    np.testing.assert_allclose(together.embeddings[0, :n], alone.embeddings[0, :n], atol=1e-4)
+    assert representation.embed(batch, np.array([short.size, long.size]), "mean+std").shape == (2, 2 * TINY.latent)
+
+
+def test_save_and_load_give_the_same_embeddings(ae, trained, tmp_path):
+    folder = ae.save(trained, tmp_path / "model")
+    loaded = ae.load_representation(folder)
+    batch, lengths = np.stack([tone(1.2), tone(1.2, 2500.0)]), np.array([19200, 12000])
+    np.testing.assert_array_equal(loaded.embed(batch, lengths), trained.representation().embed(batch, lengths))
+    assert loaded.identity()["config"] == trained.representation().identity()["config"]
+    (folder / "autoencoder.json").write_text(json.dumps({"config": {**TINY.to_dict(), "latent": 8}}))
+    with pytest.raises(AutoencoderError, match="weights do not fit"):
+        ae.load_representation(folder)
+
+
+def test_saved_model_loads_through_the_registry_with_a_weights_digest(ae, saved, trained):
+    from tfaudio.models import registry
+    from tfaudio.models.weights import sha256_of
+
+    root, _ = saved
+    lazy = registry.get(f"autoencoder:{root / 'model'}")
+    identity = lazy.identity()
+    assert identity["weights_sha256"] == sha256_of(root / "model" / "autoencoder.weights.h5")
+    assert identity["config"]["latent"] == 16 and lazy.dim == 16
+    loaded = lazy.loaded()
+    assert loaded.identity() == identity
+    record = json.loads((root / "model" / "autoencoder.json").read_text())
+    assert record["weights_sha256"] == identity["weights_sha256"] and record["train_clips"] == 72
+    assert AutoencoderConfig.from_dict(record["config"]).filters == (16, 32, 64)  # JSON list -> tuple
+    batch = np.stack([tone(1.0)])
+    assert lazy.embed(batch, np.array([16000])).shape == (1, 32)  # mean+std by default
+    with pytest.raises(registry.ModelUnavailable, match="not a saved autoencoder"):
+        registry.get(f"autoencoder:{root}")
+
+
+def test_cli_train_writes_weights_logs_and_figures(saved):
+    root, output = saved
+    assert "validation masked MSE" in output and "autoencoder:" in output
+    figures = root / "model" / "figures"
+    for name in ("reconstructions.png", "class_error.png", "loss.png"):
+        assert (figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    record = json.loads((root / "model" / "autoencoder.json").read_text())
+    assert set(record["figures"]["class_error"]) == {"chirp", "clicks", "noise", "tone"}
+    assert len(record["figures"]["examples"]) == 4  # one per class
+    assert len(record["history"]["val_masked_mse"]) == 3
+    assert list((root / "runs").glob("train/events.out.tfevents.*"))
+    assert list((root / "runs").glob("validation/events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_html_page_renders_without_console_errors(saved):
+    from browser import chromium, console_errors, open_page
+
+    page = saved[0] / "model" / "figures" / "autoencoder.html"
+    with chromium() as driver:
+        open_page(driver, page)
+        plots = driver.find_elements("css selector", ".plotly-graph-div")
+        assert len(plots) == 3
+        assert "Reconstruction error per class" in driver.page_source
+        assert console_errors(driver) == []
+
+
+def test_cli_embed_uses_the_autoencoder_and_its_cache(saved, synth_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("TFAUDIO_HOME", str(tmp_path / "home"))
+    model = saved[0] / "model"
+    args = ("embed", synth_data, "--model", f"autoencoder:{model}", "--out", tmp_path / "out")
+    first = cli(*args)
+    assert first.exit_code == 0, first.output
+    files = list((tmp_path / "out").glob("*.parquet"))
+    assert len(files) == 1
+    table = pd.read_parquet(files[0])
+    assert len(table) == 80 and sum(c.startswith("e0") for c in table.columns) == 2 * 16  # mean+std
+    (files[0]).unlink()
+    second = cli(*args)
+    assert "80 cached, 0 computed" in second.output
+    missing = cli("embed", synth_data, "--model", f"autoencoder:{tmp_path / 'nope'}", "--out", tmp_path / "o2")
+    assert missing.exit_code == 1 and "no such folder" in missing.output and "Traceback" not in missing.output
+
+
+def test_export_serves_waveforms_to_embeddings(ae, saved, tmp_path):
+    import tensorflow as tf
+
+    model = saved[0] / "model"
+    result = cli("autoencoder", "export", model, "--out", tmp_path / "encoder")
+    assert result.exit_code == 0, result.output
+    served = tf.saved_model.load(str(tmp_path / "encoder")).signatures["serving_default"]
+    wave = tone(2.0, 800.0)
+    out = served(waveform=tf.constant(wave[np.newaxis]))
+    expected = ae.load_representation(model).embed(wave[np.newaxis], np.array([wave.size]), "mean")
+    np.testing.assert_allclose(out["embedding"].numpy(), expected, atol=1e-4)
+    assert out["frames"].shape[-1] == 16
+
+
+# ------------------------------------------------------------------------------- real data
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_esc10_fold1_error_halves_and_random_forest_beats_55_percent(ae):
+    from sklearn.ensemble import RandomForestClassifier
+
+    from tfaudio.data import iter_batches, load_dataset
+
+    esc10 = load_dataset(shared_path("datasets", "esc10"))
+    train_idx, test_idx = np.flatnonzero(esc10.folds != 1), np.flatnonzero(esc10.folds == 1)
+    result = ae.train(esc10, train_idx, AutoencoderConfig())
+    assert result.val_drop >= 0.5, result.history
+    representation = result.representation()
+    vectors = np.zeros((len(esc10), representation.pooled_dim("mean+std")), np.float32)
+    for batch in iter_batches(esc10.clips, 16000, 100):
+        vectors[batch.indices] = representation.embed(batch.waveforms, batch.lengths, "mean+std")
+    labels = esc10.labels
+    forest = RandomForestClassifier(300, random_state=0, n_jobs=2).fit(vectors[train_idx], labels[train_idx])
+    accuracy = float((forest.predict(vectors[test_idx]) == labels[test_idx]).mean())
+    assert accuracy >= 0.55, accuracy
