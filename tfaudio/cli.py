@@ -389,5 +389,11 @@ from tfaudio.cli_autoencoder import autoencoder as _autoencoder_group  # noqa: E
 
 main.add_command(_autoencoder_group)
 
+from tfaudio.cli_train import predict as _predict_command  # noqa: E402
+from tfaudio.cli_train import train as _train_command  # noqa: E402
+
+main.add_command(_train_command)
+main.add_command(_predict_command)
+
 if __name__ == "__main__":
     main()

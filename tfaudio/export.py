@@ -1,0 +1,164 @@
+"""SavedModel export in TF Serving's layout, TFLite export, and loading an export back.
+
+``saved_models/NAME/<version>/`` holds a SavedModel whose ``serving_default`` signature takes
+``waveform: float32 [batch, samples]`` at 16 kHz, any length, and returns
+``probabilities: float32 [batch, classes]`` and ``label: string [batch]``. A clip up to the
+training duration is zero-padded to it, as in training; a longer one is cut into windows of
+that duration whose probabilities are averaged, each weighted by the audio it holds (so a
+last window of a few samples counts for little). ``assets/tfaudio.json`` stores the class
+names, the front-end parameters and the training settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SIGNATURE = "serving_default"
+METADATA_FILE = "tfaudio.json"
+TFLITE_FILE = "model.tflite"
+MIN_SECONDS = 0.1
+
+
+class ExportError(Exception):
+    """An export folder that cannot be written or read; the message names it."""
+
+
+def version_dirs(model_dir: str | os.PathLike) -> list[Path]:
+    """The numbered version folders of ``model_dir``, lowest first."""
+    root = Path(model_dir)
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def resolve_version(path: str | os.PathLike) -> Path:
+    """A version folder: ``path`` itself when it holds saved_model.pb, else its highest version."""
+    path = Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = [v for v in version_dirs(path) if (v / "saved_model.pb").is_file()]
+    if not versions:
+        raise ExportError(
+            f"{path}: not an exported model: no saved_model.pb in it nor in a numbered version folder "
+            f"(expected {path}/1/saved_model.pb, as `tfaudio train --out {path}` writes)"
+        )
+    return versions[-1]
+
+
+def serving_function(classifier, class_names, num_samples: int):
+    """The serving computation: waveform float32 [batch, samples] -> {probabilities, label}.
+
+    classifier maps float32 [n, num_samples] to float32 [n, classes].
+    """
+    import tensorflow as tf
+
+    names = tf.constant(list(class_names))
+
+    def serve(waveform):
+        batch, samples = tf.shape(waveform)[0], tf.shape(waveform)[1]
+        windows = tf.maximum((samples + num_samples - 1) // num_samples, 1)
+        padded = tf.pad(waveform, [[0, 0], [0, windows * num_samples - samples]])
+        chunks = tf.reshape(padded, [batch * windows, num_samples])
+        probabilities = classifier(chunks, training=False)
+        probabilities = tf.reshape(probabilities, [batch, windows, len(class_names)])
+        audio = tf.clip_by_value(samples - tf.range(windows) * num_samples, 1, num_samples)  # samples of audio per window
+        weights = tf.cast(audio, tf.float32) / tf.cast(tf.reduce_sum(audio), tf.float32)
+        mean = tf.reduce_sum(probabilities * weights[tf.newaxis, :, tf.newaxis], axis=1)
+        return {"probabilities": mean, "label": tf.gather(names, tf.argmax(mean, axis=1))}
+
+    return serve
+
+
+def export_savedmodel(classifier, metadata: dict, model_dir: str | os.PathLike, version: int | None = None) -> Path:
+    """Write ``model_dir/<version>/`` (default: one above the highest present, 1 for a new
+    folder) and return it. metadata must hold class_names and num_samples (see
+    tfaudio.training.TrainResult.metadata)."""
+    import keras
+    import tensorflow as tf
+
+    model_dir = Path(model_dir)
+    if model_dir.exists() and not model_dir.is_dir():
+        raise ExportError(f"{model_dir}: exists and is not a folder")
+    if version is None:
+        present = version_dirs(model_dir)
+        version = int(present[-1].name) + 1 if present else 1
+    target = model_dir / str(version)
+    if target.exists():
+        raise ExportError(f"{target}: already exists; choose another version or folder")
+    archive = keras.export.ExportArchive()
+    archive.track(classifier)
+    archive.add_endpoint(
+        SIGNATURE,
+        serving_function(classifier, metadata["class_names"], int(metadata["num_samples"])),
+        input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")],
+    )
+    archive.write_out(str(target), verbose=False)
+    assets = target / "assets"
+    assets.mkdir(exist_ok=True)
+    (assets / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    return target
+
+
+def export_tflite(version_dir: str | os.PathLike) -> Path:
+    """Convert the SavedModel's serving signature to ``<version_dir>/model.tflite``.
+
+    The STFT and string gather need TensorFlow ops beyond the TFLite builtins, so the model
+    uses the Flex delegate (bundled with the tensorflow pip package's interpreter).
+    """
+    import tensorflow as tf
+
+    version_dir = Path(version_dir)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(version_dir), signature_keys=[SIGNATURE])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    target = version_dir / TFLITE_FILE
+    target.write_bytes(converter.convert())
+    return target
+
+
+@dataclass
+class ServedModel:
+    """An exported classifier loaded back. predict(): waveform float32 [batch, samples] ->
+    (probabilities float32 [batch, classes], labels list[str])."""
+
+    path: Path
+    metadata: dict
+    signature: object
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.metadata["class_names"])
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.metadata["sample_rate"])
+
+    def predict(self, waveform) -> tuple[np.ndarray, list[str]]:
+        import tensorflow as tf
+
+        waveform = np.asarray(waveform, dtype=np.float32)
+        if waveform.ndim == 1:
+            waveform = waveform[np.newaxis]
+        out = self.signature(waveform=tf.constant(waveform))
+        return out["probabilities"].numpy(), [s.decode() for s in out["label"].numpy()]
+
+
+def load(path: str | os.PathLike) -> ServedModel:
+    """Load ``saved_models/NAME`` (its highest version) or a version folder."""
+    import tensorflow as tf
+
+    version = resolve_version(path)
+    meta_path = version / "assets" / METADATA_FILE
+    if not meta_path.is_file():
+        raise ExportError(f"{version}: no assets/{METADATA_FILE}; not a model exported by tfaudio")
+    metadata = json.loads(meta_path.read_text())
+    loaded = tf.saved_model.load(str(version))
+    if SIGNATURE not in loaded.signatures:
+        raise ExportError(f"{version}: the SavedModel has no '{SIGNATURE}' signature")
+    served = ServedModel(version, metadata, loaded.signatures[SIGNATURE])
+    served._loaded = loaded  # keeps the variables alive as long as the signature is used
+    return served

@@ -1,0 +1,168 @@
+"""Settings of a transfer-learning run: frozen dataclasses only (no TensorFlow import).
+
+Kept apart from the TensorFlow code so the CLI can build and check a configuration, and the
+export metadata can describe one, without paying for a TensorFlow import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from tfaudio.params import MelParams, STFTParams
+
+BACKBONES = ("mobilenet_v2", "yamnet", "small_cnn")
+AUGMENTATIONS = ("gain", "shift", "specaugment", "noise")
+SPLITS = ("auto", "fold", "group", "stratified")
+
+
+class TrainingError(Exception):
+    """A run that cannot start as asked (bad data, split, weights); raised before training."""
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """The log-mel front end inside the model (mobilenet_v2 and small_cnn; YAMNet has its own).
+
+    window_length: STFT window and FFT size in samples; hop_length: samples between frames.
+    Frames are centred (librosa's convention), so a clip of n samples has 1 + n // hop frames.
+    """
+
+    sample_rate: int = 16000
+    num_mel_bins: int = 128
+    window_length: int = 1024
+    hop_length: int = 160
+    fmin: float = 0.0
+    fmax: float | None = None
+    top_db: float = 80.0
+
+    def mel_params(self) -> MelParams:
+        """Power log-mel in dB (librosa.power_to_db of melspectrogram), clipped at top_db."""
+        stft = STFTParams(
+            sample_rate=self.sample_rate,
+            window_length=self.window_length,
+            hop_length=self.hop_length,
+            center=True,
+            power=2.0,
+        )
+        return MelParams(stft=stft, num_mel_bins=self.num_mel_bins, fmin=self.fmin, fmax=self.fmax, top_db=self.top_db)
+
+
+#: The front end each backbone uses unless told otherwise: 128 bands for the ImageNet network
+#: (resized to 224 x 224 anyway), YAMNet's 64 bands and 25 ms window for the small CNN, whose
+#: input is the native spectrogram.
+DEFAULT_FRONTENDS = {
+    "mobilenet_v2": FrontendConfig(),
+    "small_cnn": FrontendConfig(num_mel_bins=64, window_length=400, fmin=125.0, fmax=7500.0),
+}
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation; an empty `kinds` turns it off.
+
+    kinds: any of "gain" (random gain within +-gain_db), "shift" (a time shift of
+        up to max_shift of the clip, zero-filled), "specaugment" (freq_masks bands of at most
+        freq_mask_bins mel bins and time_masks spans of at most time_mask_fraction of the
+        frames set to the spectrogram's mean), "noise" (a random clip from noise_dir mixed in
+        at an SNR drawn from snr_db).
+    copies: augmented copies of each training clip whose backbone outputs are cached for the
+        frozen phase (the fine-tuning phase augments afresh every epoch).
+    """
+
+    kinds: tuple[str, ...] = ()
+    gain_db: float = 6.0
+    max_shift: float = 0.1
+    freq_masks: int = 2
+    freq_mask_bins: int = 8
+    time_masks: int = 2
+    time_mask_fraction: float = 0.1
+    noise_dir: Path | None = None
+    snr_db: tuple[float, float] = (5.0, 20.0)
+    copies: int = 2
+
+    def __post_init__(self):
+        unknown = sorted(set(self.kinds) - set(AUGMENTATIONS))
+        if unknown:
+            raise TrainingError(f"unknown augmentation(s) {unknown}; choose from {', '.join(AUGMENTATIONS)}")
+        if "noise" in self.kinds and self.noise_dir is None:
+            raise TrainingError("augmentation 'noise' needs a folder of background-noise clips (--noise-dir)")
+        if self.copies < 1:
+            raise TrainingError(f"augmentation copies must be at least 1, got {self.copies}")
+
+    @property
+    def waveform_kinds(self) -> tuple[str, ...]:
+        return tuple(k for k in self.kinds if k != "specaugment")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One transfer-learning run.
+
+    backbone: "mobilenet_v2" (ImageNet), "yamnet" (AudioSet) or "small_cnn" (from scratch).
+    epochs / lr: phase 1, backbone frozen, head trained on cached backbone outputs.
+    fine_tune_epochs / fine_tune_lr / unfreeze_last: phase 2, the last `unfreeze_last` blocks
+        of the backbone train too (batch norm kept in inference mode); 0 epochs skips it.
+    duration: seconds per training example (clips padded / trimmed at the end); None: the
+        dataset's median clip duration.
+    split: "auto" (the manifest's fold, else group-aware, else stratified), "fold", "group" or
+        "stratified"; val_fold: the fold held out (default: the lowest); val_fraction: the
+        held-out share for "group" and "stratified".
+    weights: an explicit weights file for the backbone (else the usual resolution).
+    resize: mobilenet_v2 input resized to 224 x 224 (False: the native spectrogram size).
+    offline: forbid downloads (None: read TFAUDIO_OFFLINE).
+    """
+
+    backbone: str = "small_cnn"
+    epochs: int = 20
+    fine_tune_epochs: int = 5
+    unfreeze_last: int = 2
+    lr: float = 1e-3
+    fine_tune_lr: float = 1e-5
+    batch_size: int = 32
+    duration: float | None = None
+    dropout: float = 0.3
+    patience: int = 5
+    seed: int = 0
+    split: str = "auto"
+    val_fold: int | None = None
+    val_fraction: float = 0.2
+    class_weights: bool = True
+    augment: AugmentConfig = AugmentConfig()
+    frontend: FrontendConfig | None = None
+    weights: str | None = None
+    resize: bool = True
+    offline: bool | None = None
+
+    def __post_init__(self):
+        if self.backbone not in BACKBONES:
+            raise TrainingError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        if self.split not in SPLITS:
+            raise TrainingError(f"unknown split {self.split!r}; choose one of {', '.join(SPLITS)}")
+        if self.epochs < 1:
+            raise TrainingError(f"epochs must be at least 1, got {self.epochs}")
+        if self.fine_tune_epochs < 0 or self.unfreeze_last < 0:
+            raise TrainingError("fine_tune_epochs and unfreeze_last must not be negative")
+        if self.batch_size < 1:
+            raise TrainingError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.duration is not None and self.duration < 0.1:
+            raise TrainingError(f"duration must be at least 0.1 s, got {self.duration}")
+        if not 0 < self.val_fraction < 1:
+            raise TrainingError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.backbone == "small_cnn" and self.weights is not None:
+            raise TrainingError("small_cnn trains from scratch: it takes no weights file")
+
+    @property
+    def frontend_config(self) -> FrontendConfig | None:
+        """The log-mel front end used (None for yamnet, which brings its own)."""
+        if self.backbone == "yamnet":
+            return None
+        return self.frontend or DEFAULT_FRONTENDS[self.backbone]
+
+    def to_dict(self) -> dict:
+        """JSON-ready settings (stored with the export and the run)."""
+        values = dataclasses.asdict(self)
+        values["augment"]["noise_dir"] = str(self.augment.noise_dir) if self.augment.noise_dir else None
+        values["frontend"] = dataclasses.asdict(self.frontend_config) if self.frontend_config else None
+        return values

@@ -1,0 +1,210 @@
+"""What a run trains on: checks that fail before training, the validation split, decoded
+clips, and waveform augmentation (numpy, seeded).
+
+Nothing here imports TensorFlow: a run with bad input fails in the time it takes to read
+the manifest, not after a TensorFlow import and a model build.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tfaudio.audio import AUDIO_EXTENSIONS, AudioError, fix_length, info, load
+from tfaudio.data import Dataset, Problem, SplitError, holdout, iter_batches
+from tfaudio.training.config import AugmentConfig, TrainConfig, TrainingError
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    """train, val: int64 indices into the dataset's clips; how: one line saying how it was made."""
+
+    train: np.ndarray
+    val: np.ndarray
+    how: str
+
+
+def check_classes(dataset: Dataset) -> None:
+    """At least two classes, and at least two clips in every class (one to train on, one to
+    validate with); otherwise TrainingError naming the class and its clip."""
+    if len(dataset.classes) < 2:
+        only = dataset.classes[0] if dataset.classes else "(none)"
+        raise TrainingError(
+            f"{dataset.source}: only one class ('{only}', {len(dataset)} clips); a classifier needs at least two. "
+            "Add a folder (or manifest label) for each other class"
+        )
+    counts = np.bincount(dataset.labels, minlength=len(dataset.classes))
+    single = [name for name, n in zip(dataset.classes, counts) if n < 2]
+    if single:
+        files = [dataset.relative(c) for c in dataset.clips if c.label in single]
+        raise TrainingError(
+            f"{dataset.source}: class(es) {', '.join(repr(s) for s in single)} have a single clip ({', '.join(files)}); "
+            "each class needs at least two, one for training and one for validation. Add clips or drop the class"
+        )
+
+
+def validation_split(dataset: Dataset, config: TrainConfig) -> ValidationSplit:
+    """Train / validation indices as `config.split` says.
+
+    "auto": the manifest's fold when it has folds, else group-aware 80/20 when clips have
+    groups (no group on both sides), else stratified 80/20. Raises TrainingError when the
+    validation side is empty or a class has no training clip.
+    """
+    folds = dataset.folds
+    strategy = config.split
+    if strategy == "auto":
+        strategy = "fold" if folds is not None else "group" if dataset.groups is not None else "stratified"
+    if strategy == "fold":
+        if folds is None:
+            raise TrainingError(f"{dataset.source}: split 'fold' needs a fold column in the manifest")
+        values = sorted(set(folds.tolist()))
+        fold = values[0] if config.val_fold is None else config.val_fold
+        val = np.flatnonzero(folds == fold)
+        train = np.flatnonzero(folds != fold)
+        how = f"fold {fold} of the manifest held out"
+        if len(val) == 0:
+            raise TrainingError(
+                f"{dataset.source}: no validation clips: no clip is in fold {fold} (folds present: {values}). "
+                "Pick another --val-fold"
+            )
+    else:
+        if config.val_fold is not None:
+            raise TrainingError(f"--val-fold applies to the 'fold' split, not {strategy!r}")
+        if strategy == "group" and dataset.groups is None:
+            raise TrainingError(f"{dataset.source}: split 'group' needs a group column (e.g. --group-column speaker)")
+        try:
+            if strategy == "group":
+                (split,) = holdout(dataset, config.val_fraction, config.seed)
+                train, val = split.train, split.test
+            else:  # stratified without groups, even when the clips have some
+                from sklearn.model_selection import train_test_split
+
+                train, val = train_test_split(
+                    np.arange(len(dataset)), test_size=config.val_fraction, stratify=dataset.labels, random_state=config.seed
+                )
+                train, val = np.sort(train), np.sort(val)
+        except (SplitError, ValueError) as err:
+            raise TrainingError(f"{dataset.source}: cannot hold out a validation set: {err}") from None
+        share = f"{len(val) / len(dataset):.0%}"
+        how = f"group-aware holdout ({share} of clips, no group on both sides)" if strategy == "group" else f"stratified holdout ({share} of clips)"
+    labels = dataset.labels
+    missing = [dataset.classes[c] for c in range(len(dataset.classes)) if not np.any(labels[train] == c)]
+    if missing:
+        raise TrainingError(f"{dataset.source}: class(es) {missing} have no training clip once the validation clips are held out ({how})")
+    if len(train) == 0:
+        raise TrainingError(f"{dataset.source}: no training clips left after holding out validation ({how})")
+    return ValidationSplit(np.asarray(train, np.int64), np.asarray(val, np.int64), how)
+
+
+def median_duration(dataset: Dataset, indices: np.ndarray) -> float:
+    """Median clip length in seconds over `indices`, from file headers (rounded to 10 ms)."""
+    seconds = []
+    for i in indices:
+        try:
+            seconds.append(info(dataset.clips[i].path).duration)
+        except AudioError:
+            continue  # reported when the clips are decoded
+    if not seconds:
+        raise TrainingError(f"{dataset.source}: none of the training clips can be read")
+    return max(0.1, round(float(np.median(seconds)), 2))
+
+
+def load_waveforms(
+    dataset: Dataset,
+    indices: np.ndarray,
+    num_samples: int,
+    sample_rate: int = 16000,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Problem]]:
+    """Decode clips, each padded / trimmed at the end to num_samples.
+
+    Returns (waves float32 [n, num_samples], labels int64 [n], indices int64 [n] kept,
+    problems): clips that fail to decode are left out and listed.
+    """
+    problems: list[Problem] = []
+    clips = [dataset.clips[i] for i in indices]
+    waves, kept = [], []
+    duration = num_samples / sample_rate
+    for batch in iter_batches(
+        clips, sample_rate, 64, max_duration=duration, on_error=lambda e: problems.append(Problem(e.path, e.problem))
+    ):
+        for row, position in enumerate(batch.indices):
+            waves.append(fix_length(batch.waveforms[row, : batch.lengths[row]], num_samples))
+            kept.append(indices[position])
+        if progress:
+            progress(len(batch.indices))
+    if not waves:
+        return np.zeros((0, num_samples), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64), problems
+    kept = np.asarray(kept, np.int64)
+    return np.stack(waves).astype(np.float32), dataset.labels[kept], kept, problems
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """float32 [classes]: n / (classes * count), so every class weighs the same in the loss."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return (len(labels) / (num_classes * np.maximum(counts, 1))).astype(np.float32)
+
+
+class WaveAugmenter:
+    """Random gain, time shift and background-noise mixing of waveform batches (numpy).
+
+    Every call draws from the generator it is given, so a seeded run repeats its augmentation.
+    """
+
+    def __init__(self, config: AugmentConfig, sample_rate: int = 16000):
+        self.config = config
+        self.noise: list[np.ndarray] = []
+        if "noise" in config.kinds:
+            self.noise = load_noise_bank(Path(config.noise_dir), sample_rate)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.config.waveform_kinds)
+
+    def __call__(self, waves: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """float32 [batch, samples] -> augmented copy of the same shape."""
+        out = np.array(waves, dtype=np.float32, copy=True)
+        n, length = out.shape
+        kinds = self.config.kinds
+        if "noise" in kinds:
+            for row in range(n):
+                noise = self.noise[rng.integers(len(self.noise))]
+                start = rng.integers(max(len(noise) - length, 0) + 1)
+                segment = np.resize(noise[start:], length)  # repeats a clip shorter than the example
+                signal_power = float(np.mean(out[row] ** 2))
+                noise_power = float(np.mean(segment**2))
+                if signal_power > 0 and noise_power > 0:
+                    snr = rng.uniform(*self.config.snr_db)
+                    out[row] += segment * math.sqrt(signal_power / (noise_power * 10 ** (snr / 10)))
+        if "shift" in kinds:
+            limit = int(self.config.max_shift * length)
+            for row in range(n):
+                shift = int(rng.integers(-limit, limit + 1)) if limit else 0
+                if shift > 0:
+                    out[row] = np.concatenate([np.zeros(shift, np.float32), out[row, :-shift]])
+                elif shift < 0:
+                    out[row] = np.concatenate([out[row, -shift:], np.zeros(-shift, np.float32)])
+        if "gain" in kinds:
+            gains = 10 ** (rng.uniform(-self.config.gain_db, self.config.gain_db, size=(n, 1)) / 20)
+            out *= gains.astype(np.float32)
+        return out
+
+
+def load_noise_bank(folder: Path, sample_rate: int) -> list[np.ndarray]:
+    """Every audio file under `folder`, decoded (float32 [samples] each)."""
+    if not folder.is_dir():
+        raise TrainingError(f"{folder}: noise folder not found (--noise-dir)")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    clips = []
+    for path in files:
+        try:
+            clips.append(load(path, sample_rate))
+        except AudioError:
+            continue
+    if not clips:
+        raise TrainingError(f"{folder}: no readable audio files to mix in as background noise")
+    return clips

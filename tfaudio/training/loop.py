@@ -1,0 +1,405 @@
+"""The two-phase run: frozen backbone with cached outputs, then fine-tuning the last blocks.
+
+Phase 1 runs the frozen part (front end + pretrained backbone) once over the training clips
+(and over `augment.copies` augmented copies when augmentation is on) and trains the head on
+those cached outputs: an epoch costs a pass over small vectors, not a pass through the
+backbone. Phase 2 unfreezes the last blocks and trains the whole classifier on waveforms, at
+a lower learning rate, with batch norm in inference mode; it is kept only if it lowers the
+validation loss below phase 1's best.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tfaudio.data import Dataset, Problem, load_dataset
+from tfaudio.quiet import import_tensorflow_quietly
+from tfaudio.training.config import TrainConfig, TrainingError
+from tfaudio.training.inputs import (
+    ValidationSplit,
+    WaveAugmenter,
+    check_classes,
+    class_weights,
+    load_waveforms,
+    median_duration,
+    validation_split,
+)
+
+SAMPLE_RATE = 16000
+
+
+@dataclass
+class TrainResult:
+    """What a run produced.
+
+    classifier: Keras model, waveform float32 [batch, num_samples] -> float32 [batch, classes].
+    history: one dict per epoch (epoch, phase, loss, accuracy, val_loss, val_accuracy,
+        learning_rate); phase_boundary: epochs of phase 1 (the curves' boundary mark).
+    metrics: final validation metrics (accuracy, balanced_accuracy, macro_f1, per_class,
+        confusion, phase1_val_accuracy, fine_tuning_kept).
+    """
+
+    classifier: object
+    class_names: tuple[str, ...]
+    num_samples: int
+    config: TrainConfig
+    split: ValidationSplit
+    history: list[dict]
+    phase_boundary: int
+    metrics: dict
+    timings: dict
+    skipped: list[Problem] = field(default_factory=list)
+    logdir: Path | None = None
+    export_dir: Path | None = None
+
+    def metadata(self) -> dict:
+        """JSON-ready description stored beside the exported model."""
+        from tfaudio.params import params_to_dict
+
+        front = self.config.frontend_config
+        if front is not None:
+            frontend = {"kind": "log_mel", "standardize": "per example", **params_to_dict(front.mel_params())}
+        else:
+            from tfaudio.models.yamnet_params import YamnetParams
+
+            frontend = {"kind": "yamnet", **params_to_dict(YamnetParams())}
+        return {
+            "format": "tfaudio-classifier",
+            "version": 1,
+            "class_names": list(self.class_names),
+            "sample_rate": SAMPLE_RATE,
+            "num_samples": self.num_samples,
+            "duration": self.num_samples / SAMPLE_RATE,
+            "backbone": self.config.backbone,
+            "frontend": frontend,
+            "config": self.config.to_dict(),
+            "validation": {"split": self.split.how, "clips": int(len(self.split.val)), **_scalar_metrics(self.metrics)},
+            "long_clips": "split into windows of num_samples; probabilities averaged, weighted by the audio in each window",
+        }
+
+
+def _scalar_metrics(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, bool))}
+
+
+def _log(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
+def compute_features(model, waves: np.ndarray, batch_size: int, training: bool = False, desc: str | None = None) -> np.ndarray:
+    """model(waves) in batches, as numpy: float32 [n, ...]. training=True only switches on the
+    front end's SpecAugment (the backbone is built to stay in inference mode)."""
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    # One trace for every batch size (the last batch is usually smaller).
+    spec = tf.TensorSpec([None, *waves.shape[1:]], tf.float32)
+    step = tf.function(lambda x: model(x, training=training), input_signature=[spec])
+    parts = []
+    with tqdm(total=len(waves), desc=desc, unit="clip", file=sys.stderr, disable=desc is None or len(waves) < 2, dynamic_ncols=True) as bar:
+        for start in range(0, len(waves), batch_size):
+            parts.append(step(tf.constant(waves[start : start + batch_size])).numpy())
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+
+
+HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+
+
+def _history_callback(rows: list[dict], phase: int, total_epochs: int, progress: bool, csv_path: Path | None):
+    import keras
+
+    class Record(keras.callbacks.Callback):
+        """Keeps every epoch's numbers (with phase and learning rate), appends them to the CSV
+        log as they come (both phases in one file, so it can be watched during a run), and
+        prints one line per epoch."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = dict(logs or {})
+            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            row = {"epoch": epoch + 1, "phase": phase, **{k: float(v) for k, v in logs.items()}, "learning_rate": lr}
+            rows.append(row)
+            if csv_path is not None:
+                new = not csv_path.exists() or (phase == 1 and len(rows) == 1)
+                with open(csv_path, "w" if new else "a", encoding="utf-8") as handle:
+                    if new:
+                        handle.write(",".join(HISTORY_COLUMNS) + "\n")
+                    handle.write(",".join(str(row.get(c, "")) for c in HISTORY_COLUMNS) + "\n")
+            if progress:
+                _log(
+                    f"phase {phase} epoch {epoch + 1}/{total_epochs}: loss {row.get('loss', float('nan')):.4f} "
+                    f"acc {row.get('accuracy', float('nan')):.4f}  val_loss {row.get('val_loss', float('nan')):.4f} "
+                    f"val_acc {row.get('val_accuracy', float('nan')):.4f}  lr {lr:.1e}"
+                )
+
+    return Record()
+
+
+def _callbacks(logdir: Path | None, phase: int, checkpoint: Path, rows, total, config, progress, threshold=None):
+    import keras
+
+    callbacks = [
+        _history_callback(rows, phase, total, progress, logdir / "history.csv" if logdir is not None else None),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, baseline=threshold),
+        keras.callbacks.ModelCheckpoint(
+            str(checkpoint), monitor="val_loss", save_best_only=True, save_weights_only=True, initial_value_threshold=threshold
+        ),
+    ]
+    if logdir is not None:
+        callbacks += [
+            keras.callbacks.TensorBoard(str(logdir / "tensorboard"), write_graph=False),
+        ]
+    return callbacks
+
+
+def _wave_sequence(waves, labels, weights, batch_size, augmenter, seed):
+    import keras
+
+    class WaveBatches(keras.utils.PyDataset):
+        """(waveforms, labels, sample weights) batches, reshuffled and re-augmented each epoch,
+        all drawn from generators seeded by (seed, epoch, batch)."""
+
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+
+        def __len__(self):
+            return -(-len(waves) // batch_size)
+
+        def on_epoch_end(self):
+            self.epoch += 1
+
+        def __getitem__(self, index):
+            order = np.random.default_rng([seed, self.epoch]).permutation(len(waves))
+            chosen = order[index * batch_size : (index + 1) * batch_size]
+            x = waves[chosen]
+            if augmenter is not None and augmenter.active:
+                x = augmenter(x, np.random.default_rng([seed, self.epoch, index]))
+            return x, labels[chosen], weights[chosen]
+
+    return WaveBatches()
+
+
+def evaluate_predictions(labels: np.ndarray, probabilities: np.ndarray, class_names) -> dict:
+    """Validation metrics from int labels [n] and probabilities float32 [n, classes]."""
+    from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
+
+    predicted = probabilities.argmax(axis=1)
+    classes = list(range(len(class_names)))
+    confusion = confusion_matrix(labels, predicted, labels=classes)
+    recall = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
+    return {
+        "accuracy": float(np.mean(predicted == labels)),
+        "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
+        "macro_f1": float(f1_score(labels, predicted, labels=classes, average="macro", zero_division=0)),
+        "per_class_recall": {name: float(r) for name, r in zip(class_names, recall)},
+        "confusion": confusion.tolist(),
+        "class_names": list(class_names),
+    }
+
+
+def _compile(model, lr: float):
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def train(
+    data: str | os.PathLike | Dataset,
+    config: TrainConfig = TrainConfig(),
+    *,
+    out: str | os.PathLike | None = None,
+    logdir: str | os.PathLike | None = None,
+    tflite: bool = False,
+    group_column: str | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a classifier on labeled clips by transfer learning, and export it when `out` is given.
+
+    data: a dataset folder / manifest, or a loaded Dataset. out: the export folder
+    (``saved_models/NAME``; the model goes to its next version ``NAME/<n>/``). logdir:
+    TensorBoard logs, checkpoints, history.csv, curves.html / curves.png and metrics.json.
+    Bad input (one class, a class with one clip, no validation clips, weights unavailable)
+    raises TrainingError or DatasetError before any audio is decoded or any model built.
+    """
+    dataset = data if isinstance(data, Dataset) else load_dataset(data, group_column=group_column)
+    check_classes(dataset)
+    split = validation_split(dataset, config)
+    augmenter = WaveAugmenter(config.augment) if config.augment.kinds else None  # loads the noise bank now
+    weights_path = _resolve_weights(config)
+    duration = config.duration or median_duration(dataset, split.train)
+    num_samples = int(round(duration * SAMPLE_RATE))
+    logdir = Path(logdir) if logdir is not None else None
+    if progress:
+        _log(
+            f"{len(dataset)} clips, {len(dataset.classes)} classes; validation: {split.how} "
+            f"({len(split.train)} train / {len(split.val)} val); {duration:g} s per example; backbone {config.backbone}"
+        )
+
+    import_tensorflow_quietly()
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    train_waves, train_labels, _, skipped = _decode(dataset, split.train, num_samples, "decoding train", progress)
+    val_waves, val_labels, _, skipped_val = _decode(dataset, split.val, num_samples, "decoding val", progress)
+    skipped += skipped_val
+    for problem in skipped:
+        _log(f"skipped {problem.path}: {problem.reason}")
+    if len(val_waves) == 0:
+        raise TrainingError(f"{dataset.source}: no validation clip could be decoded ({split.how})")
+    timings["decode_seconds"] = time.perf_counter() - start
+
+    from tfaudio.training.backbones import build
+
+    num_classes = len(dataset.classes)
+    parts = build(config, num_classes, num_samples, weights_path)
+    weights_per_class = class_weights(train_labels, num_classes) if config.class_weights else np.ones(num_classes, np.float32)
+    rows: list[dict] = []
+    scratch = logdir or Path(_scratch_dir())
+    (scratch / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+    # ---- phase 1: the frozen part runs once; the head trains on its cached outputs
+    start = time.perf_counter()
+    spec_augment = "specaugment" in config.augment.kinds
+    feats = [compute_features(parts.frozen, train_waves, config.batch_size, desc="backbone (cached once)" if progress else None)]
+    labels = [train_labels]
+    if augmenter is not None:
+        rng = np.random.default_rng([config.seed, 1])
+        for copy in range(config.augment.copies):
+            waves = augmenter(train_waves, rng) if augmenter.active else train_waves
+            desc = f"augmented copy {copy + 1}" if progress else None
+            feats.append(compute_features(parts.frozen, waves, config.batch_size, training=spec_augment, desc=desc))
+            labels.append(train_labels)
+    train_feats, train_feat_labels = np.concatenate(feats), np.concatenate(labels)
+    val_feats = compute_features(parts.frozen, val_waves, config.batch_size)
+    timings["cache_seconds"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    _compile(parts.head, config.lr)
+    best1 = scratch / "checkpoints" / "phase1_best.weights.h5"
+    parts.head.fit(
+        train_feats,
+        train_feat_labels,
+        sample_weight=weights_per_class[train_feat_labels],
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        validation_data=(val_feats, val_labels),
+        shuffle=True,
+        verbose=0,
+        callbacks=_callbacks(logdir, 1, best1, rows, config.epochs, config, progress),
+    )
+    parts.head.load_weights(str(best1))
+    timings["phase1_seconds"] = time.perf_counter() - start
+    phase_boundary = len(rows)
+    phase1_probabilities = parts.head.predict(val_feats, batch_size=config.batch_size, verbose=0)
+    phase1 = evaluate_predictions(val_labels, phase1_probabilities, dataset.classes)
+    best_loss = min(row["val_loss"] for row in rows)
+
+    # ---- phase 2: unfreeze the last blocks, lower learning rate, batch norm in inference mode
+    fine_tuning_kept = False
+    if config.fine_tune_epochs > 0 and (parts.max_unfreeze == 0 or config.unfreeze_last > 0):
+        start = time.perf_counter()
+        before = parts.classifier.get_weights()
+        unfrozen = parts.unfreeze(config.unfreeze_last)
+        if progress:
+            _log(f"fine-tuning: {len(unfrozen)} backbone layers unfrozen, lr {config.fine_tune_lr:g}")
+        _compile(parts.classifier, config.fine_tune_lr)
+        best2 = scratch / "checkpoints" / "phase2_best.weights.h5"
+        best2.unlink(missing_ok=True)
+        total = phase_boundary + config.fine_tune_epochs
+        parts.classifier.fit(
+            _wave_sequence(train_waves, train_labels, weights_per_class[train_labels], config.batch_size, augmenter, config.seed),
+            initial_epoch=phase_boundary,
+            epochs=total,
+            validation_data=(val_waves, val_labels),
+            validation_batch_size=config.batch_size,
+            verbose=0,
+            callbacks=_callbacks(logdir, 2, best2, rows, total, config, progress, threshold=best_loss),
+        )
+        if best2.exists():  # some epoch beat phase 1's best validation loss
+            parts.classifier.load_weights(str(best2))
+            fine_tuning_kept = True
+        else:
+            parts.classifier.set_weights(before)
+            if progress:
+                _log("fine-tuning did not lower the validation loss below phase 1's best: phase 1 weights kept")
+        timings["phase2_seconds"] = time.perf_counter() - start
+
+    probabilities = compute_features(parts.classifier, val_waves, config.batch_size)
+    metrics = evaluate_predictions(val_labels, probabilities, dataset.classes)
+    metrics["phase1_val_accuracy"] = phase1["accuracy"]
+    metrics["fine_tuning_kept"] = fine_tuning_kept
+    metrics["train_clips"] = int(len(train_waves))
+    metrics["val_clips"] = int(len(val_waves))
+    result = TrainResult(
+        classifier=parts.classifier,
+        class_names=tuple(dataset.classes),
+        num_samples=num_samples,
+        config=config,
+        split=split,
+        history=rows,
+        phase_boundary=phase_boundary,
+        metrics=metrics,
+        timings=timings,
+        skipped=skipped,
+        logdir=logdir,
+    )
+    if logdir is not None:
+        _write_run(result, logdir)
+    else:  # the checkpoints only served this run
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
+    if out is not None:
+        from tfaudio.export import export_savedmodel, export_tflite
+
+        result.export_dir = export_savedmodel(result.classifier, result.metadata(), out)
+        if tflite:
+            export_tflite(result.export_dir)
+    return result
+
+
+def _resolve_weights(config: TrainConfig) -> str | None:
+    from tfaudio.training.backbones import resolve_weights
+
+    return resolve_weights(config)
+
+
+def _decode(dataset, indices, num_samples, desc, progress):
+    from tqdm import tqdm
+
+    with tqdm(total=len(indices), desc=desc, unit="clip", file=sys.stderr, disable=not progress or len(indices) < 2, dynamic_ncols=True) as bar:
+        return load_waveforms(dataset, indices, num_samples, SAMPLE_RATE, progress=bar.update)
+
+
+def _scratch_dir() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="tfaudio-train-")
+
+
+def _write_run(result: TrainResult, logdir: Path) -> None:
+    """metrics.json, curves.html and curves.png in logdir."""
+    from tfaudio.training.plots import write_curves_html, write_curves_png
+
+    logdir.mkdir(parents=True, exist_ok=True)
+    (logdir / "metrics.json").write_text(
+        json.dumps({"metrics": result.metrics, "timings": result.timings, "split": result.split.how, "config": result.config.to_dict()}, indent=2)
+    )
+    write_curves_html(result, logdir / "curves.html")
+    write_curves_png(result, logdir / "curves.png")

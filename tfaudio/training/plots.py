@@ -1,0 +1,107 @@
+"""Training curves (loss and accuracy, train and validation, the phase boundary marked) and
+the final confusion matrix: self-contained HTML (plotly) and PNG (matplotlib)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+
+
+def _series(history: list[dict], key: str) -> tuple[list[int], list[float]]:
+    rows = [r for r in history if key in r]
+    return [r["epoch"] for r in rows], [r[key] for r in rows]
+
+
+def _title(result) -> str:
+    m = result.metrics
+    return (
+        f"{result.config.backbone}: validation accuracy {m['accuracy']:.1%} "
+        f"(frozen phase {m['phase1_val_accuracy']:.1%}) on {m['val_clips']} clips"
+    )
+
+
+def write_curves_html(result, path: Path) -> None:
+    """One page: loss and accuracy per epoch (dashed line at the phase boundary), the
+    confusion matrix and the metrics table. plotly.js is inlined, so it opens offline."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "accuracy", "confusion matrix (validation)"), horizontal_spacing=0.08)
+    colours = {"": "#1f77b4", "val_": "#d62728"}
+    for col, metric in ((1, "loss"), (2, "accuracy")):
+        for prefix, colour in colours.items():
+            x, y = _series(result.history, prefix + metric)
+            name = ("validation " if prefix else "train ") + metric
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name, line={"color": colour}), row=1, col=col)
+        if 0 < result.phase_boundary < len(result.history):
+            fig.add_vline(x=result.phase_boundary + 0.5, line_dash="dash", line_color="grey", row=1, col=col)
+            fig.add_annotation(x=result.phase_boundary + 0.5, y=1.0, yref=f"y{col if col > 1 else ''} domain",
+                               text="fine-tuning →", showarrow=False, xanchor="left", row=1, col=col)
+    names = list(result.class_names)
+    confusion = np.array(result.metrics["confusion"])
+    fig.add_trace(
+        go.Heatmap(z=confusion, x=names, y=names, colorscale="Blues", showscale=False, text=confusion, texttemplate="%{text}",
+                   hovertemplate="true %{y}<br>predicted %{x}<br>%{z} clips<extra></extra>"),
+        row=1, col=3,
+    )
+    fig.update_yaxes(autorange="reversed", title_text="true", row=1, col=3)
+    fig.update_xaxes(title_text="predicted", row=1, col=3)
+    for col in (1, 2):
+        fig.update_xaxes(title_text="epoch", row=1, col=col)
+    fig.update_layout(title=_title(result), height=520, width=1500, legend={"orientation": "h", "y": -0.2})
+    m = result.metrics
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in m.items() if isinstance(v, float)
+    ) + "".join(f"<tr><td>recall: {html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in m["per_class_recall"].items())
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{html.escape(_title(result))}</title>
+<style>body{{font-family:sans-serif;margin:1em}} table{{border-collapse:collapse}} td{{border:1px solid #ccc;padding:2px 8px}}</style>
+</head><body>
+<h2>{html.escape(_title(result))}</h2>
+<p>Validation: {html.escape(result.split.how)}. Phase 1: backbone frozen, {result.phase_boundary} epochs on cached outputs;
+phase 2: fine-tuning ({'kept' if m['fine_tuning_kept'] else 'not kept: it did not lower the validation loss'}).</p>
+{fig.to_html(include_plotlyjs=True, full_html=False)}
+<table>{rows}</table>
+</body></html>
+"""
+    path.write_text(page, encoding="utf-8")
+
+
+def write_curves_png(result, path: Path) -> None:
+    """The same three panels as the HTML page, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5), gridspec_kw={"width_ratios": [1, 1, 1]})
+    for ax, metric in zip(axes[:2], ("loss", "accuracy")):
+        for prefix, colour, label in (("", "tab:blue", "train"), ("val_", "tab:red", "validation")):
+            x, y = _series(result.history, prefix + metric)
+            ax.plot(x, y, marker="o", markersize=3, color=colour, label=f"{label} {metric}")
+        if 0 < result.phase_boundary < len(result.history):
+            ax.axvline(result.phase_boundary + 0.5, linestyle="--", color="grey")
+            ax.text(result.phase_boundary + 0.6, 0.98, "fine-tuning", transform=ax.get_xaxis_transform(), va="top", color="grey")
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    confusion = np.array(result.metrics["confusion"])
+    ax = axes[2]
+    ax.imshow(confusion, cmap="Blues")
+    names = list(result.class_names)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    for i in range(confusion.shape[0]):
+        for j in range(confusion.shape[1]):
+            dark = confusion[i, j] > confusion.max() / 2
+            ax.text(j, i, str(confusion[i, j]), ha="center", va="center", color="white" if dark else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("confusion matrix (validation)")
+    fig.suptitle(_title(result))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
