@@ -395,5 +395,11 @@ from tfaudio.cli_train import train as _train_command  # noqa: E402
 main.add_command(_train_command)
 main.add_command(_predict_command)
 
+from tfaudio.cli_viz import projector as _projector_command  # noqa: E402
+from tfaudio.cli_viz import visualize as _visualize_command  # noqa: E402
+
+main.add_command(_visualize_command)
+main.add_command(_projector_command)
+
 if __name__ == "__main__":
     main()
