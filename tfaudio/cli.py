@@ -384,7 +384,6 @@ def fetch(name, out, url, sha256):
     click.echo(str(path))
 
 
-
 from tfaudio.cli_autoencoder import autoencoder as _autoencoder_group  # noqa: E402
 
 main.add_command(_autoencoder_group)
@@ -400,6 +399,7 @@ from tfaudio.cli_viz import visualize as _visualize_command  # noqa: E402
 
 main.add_command(_visualize_command)
 main.add_command(_projector_command)
+
 
 if __name__ == "__main__":
     main()

@@ -88,7 +88,7 @@ def _label(run) -> str:
 def paragraphs(result: ComparisonResult) -> list[str]:
     """The discussion, one paragraph per list item (plain text with **bold** for Markdown/HTML)."""
     out = [_verdict(result)]
-    for part in (_classes(result), _confusions(result), _classifiers(result), _hypotheses(result),
+    for part in (_classes(result), _confusions(result), _others(result), _classifiers(result), _hypotheses(result),
                  _anchors(result), _caveats(result)):
         if part:
             out.append(part)
@@ -121,6 +121,24 @@ def _verdict(result: ComparisonResult) -> str:
             f"{_pct(base.metrics.accuracy)} for the best hand-crafted model ({_label(base)}): {_pp(margin)}. "
             f"On the same clips the winner is right where the baseline is wrong on {_clips(test.only_a)} and the "
             f"reverse happens on {_clips(test.only_b)}; McNemar's exact test gives {_p(test.p_value)}, so it is {strength}.")
+
+
+def _others(result: ComparisonResult) -> str | None:
+    """One sentence per learned representation other than the winner: its best run against the
+    baseline with the same classifier, and what it learned from."""
+    sentences = []
+    for info in result.representations:
+        if info.name in (BASELINE, result.winner.representation):
+            continue
+        best = result.best_of(info.name)
+        test = best.versus_baseline
+        verdict = ("significantly better than" if test.p_value < 0.05 and test.only_a > test.only_b
+                   else "significantly worse than" if test.p_value < 0.05 else "not significantly different from")
+        facts = facts_for(info.name)
+        learned = f"; it learned from {facts.trained_on}" if facts else ""
+        sentences.append(f"{info.name} reaches {_pct(best.metrics.accuracy)} at best ({_label(best)}), "
+                         f"{verdict} the baseline with the same classifier ({_p(test.p_value)}){learned}.")
+    return " ".join(sentences) or None
 
 
 def _f1_gain(result: ComparisonResult) -> np.ndarray:

@@ -200,8 +200,15 @@ class Autoencoder:
         self.bundle.save_weights(str(path))
 
     def load_weights(self, path: str | os.PathLike) -> None:
+        import warnings
+
         try:
-            self.bundle.load_weights(str(path))
+            with warnings.catch_warnings():
+                # Keras 3.15 warns about the functional models' internal op containers, which
+                # hold no variables; every weight is restored (tests compare embeddings after a
+                # save / load round trip), so the warning would only alarm users.
+                warnings.filterwarnings("ignore", message="Skipping nested container", category=UserWarning)
+                self.bundle.load_weights(str(path))
         except (ValueError, OSError) as err:
             raise AutoencoderError(f"{path}: weights do not fit this autoencoder's config ({err})") from None
 
