@@ -210,6 +210,7 @@ def test_demo_falls_back_to_generated_data_offline(tmp_path):
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     assert "ESC-10 could not be fetched" in metrics["fallback"]
     assert {u["name"] for u in metrics["unavailable"]} == {"yamnet", "vggish", "wav2vec2"}
+    assert {r["representation"] for r in metrics["runs"]} == {"handcrafted", "autoencoder"}
     page = (tmp_path / "demo" / "index.html").read_text()
     assert page.index("ESC-10 could not be fetched") < page.index("Verdict")  # said at the top
 

@@ -298,8 +298,8 @@ def compare(data, model_names, out, group_column, **options):
 @_friendly_errors
 def demo(out, **options):
     """The comparison on ESC-10 (TFAUDIO_DATA when set, else fetched into the cache, else a
-    synthetic dataset when offline) with the baseline, YAMNet, VGGish and Wav2Vec2; models
-    whose weights are unavailable are listed, not fatal."""
+    synthetic dataset when offline) with the baseline, YAMNet, VGGish, Wav2Vec2 and a per-split
+    autoencoder; models whose weights are unavailable are listed, not fatal."""
     import_tensorflow_quietly()
     from tfaudio.demo import DEMO_MODELS, run_demo
 

@@ -2,7 +2,8 @@
 
 Data: `TFAUDIO_DATA` when set, else ESC-10 fetched into the cache, else (offline, nothing
 local) a small synthetic dataset, said so at the top of the report. Models: the baseline,
-YAMNet, VGGish and Wav2Vec2; those whose weights cannot be had are listed as unavailable.
+YAMNet, VGGish, Wav2Vec2 and the autoencoder (trained per split); those whose weights cannot be
+had are listed as unavailable.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from tfaudio.comparison import CompareConfig, ComparisonResult, compare
 from tfaudio.fetch import FetchError, datasets_home, fetch
 
-DEMO_MODELS = ("handcrafted", "yamnet", "vggish", "wav2vec2")
+DEMO_MODELS = ("handcrafted", "yamnet", "vggish", "wav2vec2", "autoencoder")
 
 
 def demo_data(log: Callable[[str], None]) -> tuple[Path, str | None]:
