@@ -217,8 +217,9 @@ def test_cli_page_reports_figures_and_adjustments(cli_page):
     assert "perplexity 26.3" in html and "is too large for 80 clips" in html
 
 
-def _click_isolated_point(driver, plot: str = "plot-0") -> int:
-    """Click, with the mouse, the point farthest from its nearest neighbour; returns its clip index."""
+def _click_isolated_point(driver, plot: str = "plot-0", trace: int | None = None) -> int:
+    """Click, with the mouse, the point farthest from its nearest neighbour (of trace `trace`
+    only, when given); returns its clip index."""
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
 
     spot = driver.execute_script(
@@ -227,10 +228,11 @@ def _click_isolated_point(driver, plot: str = "plot-0") -> int:
         gd.scrollIntoView({block: 'center'});
         const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
         const pts = [];
-        gd.data.forEach(t => (t.customdata || []).forEach((c, i) =>
-          pts.push({index: c[0], px: xa._offset + xa.l2p(t.x[i]), py: ya._offset + ya.l2p(t.y[i])})));
+        gd.data.forEach((t, n) => (t.customdata || []).forEach((c, i) =>
+          pts.push({index: c[0], trace: n, px: xa._offset + xa.l2p(t.x[i]), py: ya._offset + ya.l2p(t.y[i])})));
         let best = null, bestGap = -1;
         pts.forEach(p => {
+          if (arguments[1] !== null && p.trace !== arguments[1]) return;
           let gap = Infinity;
           pts.forEach(q => { if (q !== p) gap = Math.min(gap, Math.hypot(p.px - q.px, p.py - q.py)); });
           if (gap > bestGap) { bestGap = gap; best = p; }
@@ -240,6 +242,7 @@ def _click_isolated_point(driver, plot: str = "plot-0") -> int:
         return best;
         """,
         plot,
+        trace,
     )
     actions = ActionBuilder(driver)
     actions.pointer_action.move_to_location(spot["x"], spot["y"])
@@ -308,6 +311,60 @@ def test_linked_audio_and_side_by_side_panels_in_chromium(synth_data, tmp_path):
             "return [0, 1].map(n => { const d = document.getElementById('plot-' + n).data; return d[d.length - 1].x.length; })"
         )
         assert rings == [1, 1]  # the clicked clip is ringed in both panels
+        assert console_errors(driver) == []
+
+
+AWKWARD_CLASSES = ["rock & roll", "dog's bark", 'a <b> "c"', "<!--<script>"]
+
+
+def test_class_names_with_html_characters_keep_their_points_and_show_as_text(tmp_path):
+    """Class folders whose names hold '&', quotes, '<', '>' and '<!--<script>': every class trace
+    has its clips, the JSON keeps the raw names, the legend shows them as text, and clicking a
+    'rock & roll' point shows that label and file in the player."""
+    import tfaudio
+
+    folder = tmp_path / "awkward"
+    t = np.arange(8000) / 16000
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(AWKWARD_CLASSES):
+        (folder / name).mkdir(parents=True)
+        for i in range(6):  # one tone per class, well apart in frequency, plus a little noise
+            wave = 0.3 * np.sin(2 * np.pi * (400 + 1500 * k + 20 * i) * t) + 0.01 * rng.normal(size=t.size)
+            sf.write(folder / name / f"{name} {i}.wav", wave.astype(np.float32), 16000)
+    out = tmp_path / "awkward.html"
+    result = tfaudio.visualize(folder, [BandEnergies()], out, method="pca",
+                               media=MediaConfig(audio_rate=8000, max_seconds=0.25), progress=False)
+    assert result.clips == 24 and result.classes == 4
+    text = out.read_text()
+    script = re.search(r'<script type="application/json" id="page-data">(.*?)</script>', text, re.S).group(1)
+    assert not set("<>&") & set(script)  # written as \u003c, \u003e, \u0026
+    assert "<!--<script>" not in text and 'a <b> "c"' not in text
+    data = page_data(out)
+    classes = sorted(AWKWARD_CLASSES)
+    assert sorted({c["label"] for c in data["clips"]}) == classes  # raw strings, not entities
+    assert all(c["file"].startswith(c["label"] + "/") for c in data["clips"])
+    traces = data["panels"][0]["figure"]["data"]
+    assert len(traces) == 5
+    for name, trace in zip(classes, traces):
+        members = [data["clips"][c[0]] for c in trace["customdata"]]
+        assert len(trace["x"]) == len(members) == 6 and {c["label"] for c in members} == {name}, name
+
+    rock = classes.index("rock & roll")
+    with chromium() as driver:
+        open_page(driver, out)
+        _wait_for(driver, "return document.querySelectorAll('#plot-0 .point').length >= 24")
+        assert console_errors(driver) == []
+        legend = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#plot-0 .legendtext')).map(e => e.textContent)")
+        assert legend == classes  # Plotly shows the names literally, no markup or entities
+        index = _click_isolated_point(driver, trace=rock)
+        assert data["clips"][index]["label"] == "rock & roll"
+        _wait_for(driver, "return document.getElementById('clip-info').dataset.index !== undefined")
+        info = driver.find_element("id", "clip-info")
+        assert info.find_element("css selector", ".label").text == "rock & roll"
+        assert info.find_element("css selector", ".file").text == data["clips"][index]["file"]
+        alt = driver.execute_script("return document.getElementById('player-thumb').alt")
+        assert alt == "log-mel spectrogram of " + data["clips"][index]["file"]
         assert console_errors(driver) == []
 
 

@@ -255,10 +255,10 @@ def _print_ranking(result, report: Path) -> None:
         m, test = run.metrics, run.versus_baseline
         p = "baseline" if test is None else f"{test.p_value:.2g}"
         click.echo(f"{rank:>2}  {run.representation:<16} {CLASSIFIERS[run.classifier]:<36} "
-                   f"{100 * m.accuracy:6.1f} ± {100 * m.accuracy_std:4.1f} %  "
+                   f"{100 * m.accuracy:6.1f} ± {100 * m.fold_std:4.1f} %  "
                    f"{100 * m.accuracy_ci[0]:4.1f}–{100 * m.accuracy_ci[1]:4.1f}  {m.macro_f1:.3f}  {p}")
     for item in result.unavailable:
-        click.echo(f"    {item.name}: unavailable ({item.reason.splitlines()[0]})")
+        click.echo(f"    {item.name}: unavailable ({(item.reason.splitlines() or [''])[0]})")
     if result.skipped or result.dataset_ignored:
         click.echo(f"    {len(result.skipped) + len(result.dataset_ignored)} file(s) or class(es) left out; see the report")
     from tfaudio.discussion import paragraphs
@@ -376,6 +376,9 @@ def fetch(name, out, url, sha256):
     from tfaudio.fetch import SOURCES, FetchError, with_url
     from tfaudio.fetch import fetch as fetch_dataset
 
+    if sha256 and not url:
+        raise click.BadParameter("--sha256 goes with --url (the built-in sources carry their own digests)",
+                                 param_hint="--sha256")
     source = with_url(SOURCES[name], url, sha256) if url else None
     try:
         path = fetch_dataset(name, out=out, source=source)

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 BASELINE = "handcrafted"
 #: `--model autoencoder`: trained on each split's training clips (see `_autoencoder_features`).
 AUTOENCODER = "autoencoder"
+#: Split strategies a comparison accepts (each tests every clip exactly once).
+SPLITS = ("auto", "predefined", "group", "stratified")
 
 
 class CompareError(Exception):
@@ -74,6 +76,10 @@ class CompareConfig:
             raise ValueError(f"unknown classifier(s) {unknown}; choose from {', '.join(CLASSIFIERS)}")
         if not self.classifiers:
             raise ValueError("name at least one classifier")
+        if self.split not in SPLITS:
+            # A holdout tests only part of the clips; every comparison here pools all of them.
+            raise ValueError(f"unknown split {self.split!r} for a comparison; choose one of {', '.join(SPLITS)}")
+        object.__setattr__(self, "classifiers", tuple(dict.fromkeys(self.classifiers)))
 
     def spec(self, classifier: str) -> ClassifierSpec:
         overrides = dict(self.params).get(classifier, ())
@@ -155,9 +161,10 @@ class ComparisonResult:
         return next(r for r in self.runs if r.representation == representation and r.classifier == classifier)
 
     def ranked(self) -> list[Run]:
-        """Runs from best to worst: mean fold accuracy, then macro F1, then name (stable)."""
+        """Runs from best to worst: pooled accuracy, then macro F1; on an exact tie the baseline
+        comes first (a learned representation must beat it to win), then by name (stable)."""
         return sorted(self.runs, key=lambda r: (-round(r.metrics.accuracy, 9), -round(r.metrics.macro_f1, 9),
-                                                r.representation, r.classifier))
+                                                r.representation != BASELINE, r.representation, r.classifier))
 
     def best_of(self, representation: str) -> Run:
         return next(r for r in self.ranked() if r.representation == representation)
@@ -187,7 +194,8 @@ class ComparisonResult:
                 "classifier": run.classifier,
                 "dim": dims[run.representation],
                 "accuracy": m.accuracy,
-                "accuracy_std": m.accuracy_std,
+                "fold_mean": m.fold_mean,
+                "fold_std": m.fold_std,
                 "ci_low": m.accuracy_ci[0],
                 "ci_high": m.accuracy_ci[1],
                 "macro_precision": m.macro_precision,
@@ -248,6 +256,10 @@ class ComparisonResult:
         from tfaudio.report import write_report
 
         return write_report(self, Path(out))
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0]
 
 
 def _minimum_per_class(strategy: str, k: int) -> int:
@@ -323,7 +335,7 @@ def compare(
             if config.strict:
                 raise CompareError(f"{name} is unavailable: {err}") from None
             unavailable.append(Unavailable(name, str(err)))
-            log(f"{name}: unavailable, left out ({str(err).splitlines()[0]})")
+            log(f"{name}: unavailable, left out ({_first_line(err)})")
             continue
         with _progress(len(dataset), f"embedding {name}") as bar:
             table = embed_dataset(dataset, models[name], store, embed_config, progress=bar.update)
@@ -362,12 +374,15 @@ def compare(
     notes: list[str] = []
     if wants_autoencoder:
         import_tensorflow_quietly()
+        from tfaudio.models.autoencoder_params import AutoencoderError
+
         try:
             per_split, info = _autoencoder_features(working, splits, config, store, log)
-        except ModelUnavailable as err:
+        except (ModelUnavailable, AutoencoderError, CompareError) as err:
             if config.strict:
                 raise CompareError(f"autoencoder is unavailable: {err}") from None
             unavailable.append(Unavailable(AUTOENCODER, str(err)))
+            log(f"{AUTOENCODER}: unavailable, left out ({_first_line(err)})")
         else:
             vectors[AUTOENCODER] = per_split
             infos.append(info)
@@ -400,7 +415,8 @@ def compare(
         split_strategy=strategy,
         representations=infos,
         runs=runs,
-        vectors={k: v for k, v in vectors.items() if not isinstance(v, list)},
+        # Thumbnails: a per-split representation is drawn with its first split's model.
+        vectors={k: v[0] if isinstance(v, list) else v for k, v in vectors.items()},
         unavailable=unavailable,
         skipped=[*skipped.values(), *small],
         notes=list(dict.fromkeys(notes)),
@@ -409,21 +425,41 @@ def compare(
 
 
 def _autoencoder_features(working: Dataset, splits: list[Split], config: CompareConfig, store, log):
-    """Per split: train the autoencoder on the training clips, embed every clip of the split.
+    """Per split: an autoencoder trained on that split's training clips only; every clip of the
+    split embedded with it. Returns ([float32 [clips, dim] per split], RepresentationInfo).
 
-    Returns ([float32 [clips, dim] per split], RepresentationInfo). Vectors go through the
-    store, keyed by the trained weights' digest, so a rerun with the same seed is served from it.
+    Trained weights are kept under <store>/../autoencoders/<key>, keyed by the training clips'
+    content and the settings, so a rerun of the same comparison loads them instead of training
+    again, and gets the very same vectors (the embedding store is keyed by the weights' digest).
     """
-    from tfaudio.models.autoencoder import AutoencoderConfig, fit_autoencoder
-    from tfaudio.store import EmbedConfig, embed_dataset
+    import hashlib
+    import json
+    import os
+    import shutil
+
+    from tfaudio.models.autoencoder import AutoencoderConfig, load_representation, save, train
+    from tfaudio.models.autoencoder_params import CONFIG_FILE
+    from tfaudio.store import EmbedConfig, embed_dataset, hash_clips
 
     ae_config = AutoencoderConfig(latent=config.latent, epochs=config.ae_epochs, seed=config.seed,
                                   max_duration=config.max_duration)
     embed_config = EmbedConfig(pooling=config.pooling, batch_size=config.batch_size, max_duration=config.max_duration)
+    hashes = hash_clips(working.clips)
+    cache = store.root.parent / "autoencoders"
     per_split, cached, computed, seconds, identity = [], 0, 0, 0.0, {}
     for split in splits:
-        log(f"autoencoder: training on the {len(split.train)} training clips of {split.name}")
-        representation = fit_autoencoder(working, split.train, ae_config)
+        blob = json.dumps({"config": ae_config.to_dict(), "train": sorted(hashes[i] or "" for i in split.train)},
+                          sort_keys=True, default=str)
+        folder = cache / hashlib.sha256(blob.encode()).hexdigest()[:16]
+        if (folder / CONFIG_FILE).is_file():
+            log(f"autoencoder: {split.name}'s model is cached ({folder})")
+        else:
+            log(f"autoencoder: training on the {len(split.train)} training clips of {split.name}")
+            partial = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+            save(train(working, split.train, ae_config), partial)
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(partial, folder)  # a model folder is complete or absent
+        representation = load_representation(folder, name=AUTOENCODER)
         table = embed_dataset(working, representation, store, embed_config)
         if len(table.clips) != len(working):
             raise CompareError(f"the autoencoder could not embed {len(working) - len(table.clips)} clips of {split.name}")

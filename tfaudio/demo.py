@@ -29,7 +29,7 @@ def demo_data(log: Callable[[str], None]) -> tuple[Path, str | None]:
     except FetchError as err:
         from tfaudio.synth import SynthConfig, make_dataset
 
-        reason = str(err).splitlines()[0]
+        reason = (str(err).splitlines() or ["unknown reason"])[0]
         log(f"ESC-10 is unavailable ({reason}); using a synthetic dataset instead")
         path = make_dataset(datasets_home() / "synth-demo", SynthConfig())
         return path, (

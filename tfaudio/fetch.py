@@ -11,6 +11,7 @@ cache, so a copy fetched by hand or on another machine is used as is. The prepar
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import shutil
 import tarfile
@@ -55,42 +56,52 @@ def _esc_prepare(only_esc10: bool) -> Callable[[Path, Path], int]:
             (out / "audio").mkdir(parents=True, exist_ok=True)
             for row in rows:
                 target = out / "audio" / row["filename"]
-                if not target.exists():
-                    with bundle.open(f"{top}audio/{row['filename']}") as src, open(target, "wb") as dst:
+                if not target.exists():  # written whole under a temporary name, so never half there
+                    partial = target.with_name(f".{target.name}.tmp")
+                    with bundle.open(f"{top}audio/{row['filename']}") as src, open(partial, "wb") as dst:
                         shutil.copyfileobj(src, dst)
-        _write_manifest(out, [(f"audio/{r['filename']}", r["category"], r["fold"], r["src_file"]) for r in rows])
+                    os.replace(partial, target)
+        _write_manifest(out, ["filename", "label", "fold", "group"],
+                        [(f"audio/{r['filename']}", r["category"], r["fold"], r["src_file"]) for r in rows])
         return len(rows)
 
     return prepare
 
 
+def speaker_fold(speaker: str, folds: int = 5) -> int:
+    """1..folds from a stable hash of the speaker id: every clip of a speaker in one fold."""
+    return int(hashlib.sha1(speaker.encode()).hexdigest()[:8], 16) % folds + 1
+
+
 def _speech_commands_prepare(archive: Path, out: Path) -> int:
     """Speech Commands v0.01: <word>/<speaker>_nohash_<n>.wav plus validation_list.txt and
-    testing_list.txt. Folds: 1 train, 2 validation, 3 test (the official lists); group: speaker.
-    The _background_noise_ recordings are extracted but not listed (they are long, unlabelled)."""
+    testing_list.txt. Folds: 5 speaker-disjoint folds (hash of the speaker id); group: speaker;
+    official_split: train / validation / test from the official lists. The _background_noise_
+    recordings are extracted but not listed (they are long, unlabelled)."""
     with tarfile.open(archive) as bundle:
         bundle.extractall(out / "audio", filter="data")
     listed = {}
-    for fold, name in ((2, "validation_list.txt"), (3, "testing_list.txt")):
+    for split, name in (("validation", "validation_list.txt"), ("test", "testing_list.txt")):
         path = out / "audio" / name
         if path.exists():
-            listed.update({line.strip(): fold for line in path.read_text().splitlines() if line.strip()})
+            listed.update({line.strip(): split for line in path.read_text().splitlines() if line.strip()})
     rows = []
     for wav in sorted((out / "audio").glob("*/*.wav")):
         word = wav.parent.name
         if word.startswith("_"):
             continue
         relative = f"{word}/{wav.name}"
-        rows.append((f"audio/{relative}", word, str(listed.get(relative, 1)), wav.name.split("_nohash_")[0]))
-    _write_manifest(out, rows)
+        speaker = wav.name.split("_nohash_")[0]
+        rows.append((f"audio/{relative}", word, str(speaker_fold(speaker)), speaker, listed.get(relative, "train")))
+    _write_manifest(out, ["filename", "label", "fold", "group", "official_split"], rows)
     return len(rows)
 
 
-def _write_manifest(out: Path, rows: list[tuple[str, str, str, str]]) -> None:
+def _write_manifest(out: Path, header: list[str], rows: list[tuple[str, ...]]) -> None:
     temporary = out / ".meta.csv.tmp"
     with open(temporary, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["filename", "label", "fold", "group"])
+        writer.writerow(header)
         writer.writerows(rows)
     os.replace(temporary, out / "meta.csv")  # meta.csv appears only once every file is in place
 
@@ -114,8 +125,8 @@ SOURCES = {
         DatasetSource("esc50", _ESC50_ZIP, _esc_prepare(False),
                       "ESC-50: 2000 five-second environmental recordings, 50 classes, 5 official folds (CC BY-NC)"),
         DatasetSource("speech-commands", _SPEECH_COMMANDS_TGZ, _speech_commands_prepare,
-                      "Speech Commands v0.01: 64,727 one-second words, 30 classes, official train/validation/test "
-                      "lists as folds 1/2/3, speakers as groups (CC BY 4.0; 1.4 GB)"),
+                      "Speech Commands v0.01: 64,727 one-second words, 30 classes, 5 speaker-disjoint folds, "
+                      "speakers as groups, the official lists in official_split (CC BY 4.0; 1.4 GB)"),
     )
 }
 

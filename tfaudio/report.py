@@ -74,9 +74,9 @@ def metrics_dict(result: ComparisonResult) -> dict:
                 "classifier": r.classifier,
                 "hyperparameters": {k: (list(v) if isinstance(v, tuple) else v)
                                     for k, v in config.spec(r.classifier).resolved().items()},
-                "accuracy_mean": r.metrics.accuracy,
-                "accuracy_std": r.metrics.accuracy_std,
-                "accuracy_pooled": float(np.mean(r.cv.predictions == result.labels)),
+                "accuracy": r.metrics.accuracy,
+                "accuracy_fold_mean": r.metrics.fold_mean,
+                "accuracy_fold_std": r.metrics.fold_std,
                 "accuracy_ci95": list(r.metrics.accuracy_ci),
                 "fold_accuracy": r.cv.fold_accuracy,
                 "macro_precision": r.metrics.macro_precision,
@@ -136,7 +136,7 @@ def _figures(result: ComparisonResult) -> list[tuple[str, object]]:
                  "arrayminus": (accuracy - low) * 100},
         hovertemplate="%{y}: %{x:.1f} %<extra></extra>",
     ))
-    bars.update_layout(title="Accuracy (mean over splits) with 95 % bootstrap interval; grey: hand-crafted baseline",
+    bars.update_layout(title="Accuracy of the pooled out-of-fold predictions with 95 % bootstrap interval; grey: hand-crafted baseline",
                        xaxis_title="accuracy (%)", yaxis={"autorange": "reversed"},
                        height=120 + 28 * len(ranked), margin={"l": 220})
     figures.append(("Accuracy with 95 % intervals", bars))
@@ -170,7 +170,9 @@ def _figures(result: ComparisonResult) -> list[tuple[str, object]]:
         from sklearn.preprocessing import StandardScaler
 
         names = list(result.vectors)
-        scatter = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.04)
+        per_split = {i.name for i in result.representations if i.per_split}
+        titles = [f"{n} (split 1's model)" if n in per_split else n for n in names]
+        scatter = make_subplots(rows=1, cols=len(names), subplot_titles=titles, horizontal_spacing=0.04)
         palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                    "#bcbd22", "#17becf"]
         files = [result.dataset.relative(c) for c in result.dataset.clips]
@@ -185,7 +187,8 @@ def _figures(result: ComparisonResult) -> list[tuple[str, object]]:
                     x=points[rows, 0], y=points[rows, 1], mode="markers", name=label, legendgroup=label,
                     showlegend=col == 1, marker={"size": 5, "color": palette[k % len(palette)],
                                                  "symbol": ["circle", "square", "diamond", "cross", "x"][k // 10 % 5]},
-                    text=[files[i] for i in np.flatnonzero(rows)], hovertemplate="%{text}<extra>" + label + "</extra>",
+                    text=[files[i] for i in np.flatnonzero(rows)], customdata=[label] * int(rows.sum()),
+                    hovertemplate="%{text}<extra>%{customdata}</extra>",
                 ), row=1, col=col)
             scatter.update_xaxes(showticklabels=False, row=1, col=col)
             scatter.update_yaxes(showticklabels=False, row=1, col=col)
@@ -205,8 +208,9 @@ def _ranking_rows(result: ComparisonResult) -> list[list[str]]:
         m, versus = run.metrics, run.versus_baseline
         rows.append([
             str(rank), run.representation, CLASSIFIERS[run.classifier], str(dims[run.representation]),
-            f"{100 * m.accuracy:.1f} ± {100 * m.accuracy_std:.1f}",
+            f"{100 * m.accuracy:.1f}",
             f"{100 * m.accuracy_ci[0]:.1f}–{100 * m.accuracy_ci[1]:.1f}",
+            f"{100 * m.fold_mean:.1f} ± {100 * m.fold_std:.1f}",
             f"{m.macro_precision:.3f}", f"{m.macro_recall:.3f}", f"{m.macro_f1:.3f}",
             "baseline" if versus is None else (f"{versus.p_value:.2g}" if versus.p_value >= 1e-4 else "< 1e-4"),
             f"{run.cv.fit_seconds.mean():.2f} / {1000 * run.cv.predict_seconds.mean():.0f} ms",
@@ -214,7 +218,7 @@ def _ranking_rows(result: ComparisonResult) -> list[list[str]]:
     return rows
 
 
-_RANK_HEAD = ["#", "representation", "classifier", "dim", "accuracy % (mean ± std)", "95 % CI", "macro P",
+_RANK_HEAD = ["#", "representation", "classifier", "dim", "accuracy %", "95 % CI", "per split % (mean ± std)", "macro P",
               "macro R", "macro F1", "McNemar p vs baseline", "fit s / predict per split"]
 
 
@@ -244,7 +248,9 @@ def _dataset_rows(result: ComparisonResult) -> list[list[str]]:
 def _repro_rows(result: ComparisonResult) -> list[list[str]]:
     rows = [["command", result.command or "(Python API)"], ["seed", str(result.config.seed)]]
     for info in result.representations:
-        digest = next((str(v) for k, v in sorted(info.identity.items()) if "sha256" in k or "digest" in k), "")
+        # Where each backend keeps its weights' digest (YAMNet / autoencoder, VGGish, TF-Hub).
+        digest = next((str(info.identity[k]) for k in ("weights_sha256", "weights", "module")
+                       if isinstance(info.identity.get(k), str)), "")
         rows.append([f"{info.name}", f"{info.dim}-d, pooling {info.pooling}"
                      + (f", weights sha256 {digest[:16]}…" if digest else "")])
     rows.append(["versions", ", ".join(f"{k} {v}" for k, v in versions().items())])
@@ -277,7 +283,7 @@ def _left_out_md(result: ComparisonResult) -> list[str]:
     parts = []
     if result.unavailable:
         parts += ["## Unavailable representations", ""]
-        parts += [f"- **{u.name}**: {u.reason.splitlines()[0]}" for u in result.unavailable] + [""]
+        parts += [f"- **{u.name}**: {(u.reason.splitlines() or [''])[0]}" for u in result.unavailable] + [""]
     if result.skipped or result.dataset_ignored:
         parts += ["## Skipped files and classes", ""]
         parts += [f"- `{p.path}`: {p.reason}" for p in [*result.skipped, *result.dataset_ignored]] + [""]

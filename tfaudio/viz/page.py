@@ -43,20 +43,37 @@ def label_style(index: int) -> tuple[str, str]:
     return COLORS[index % len(COLORS)], SYMBOLS[index % len(SYMBOLS)]
 
 
+def plotly_text(text: str) -> str:
+    """`text` as Plotly shows it, literally: Plotly reads trace names and hover text as its own
+    HTML subset (<b>, <br>, entities), so '&', '<' and '>' are written as entities."""
+    return html.escape(text, quote=False)
+
+
+def label_indices(clips: list[dict], classes: list[str]) -> list[int]:
+    """Each clip's label as its index in `classes` (raw strings on both sides)."""
+    position = {name: index for index, name in enumerate(classes)}
+    return [position[clip["label"]] for clip in clips]
+
+
 def figure(panel: Panel, clips: list[dict], classes: list[str]) -> dict:
-    """Plotly figure JSON: one trace per label (legend entries), then the ring of the selected clip."""
+    """Plotly figure JSON: one trace per label (legend entries), then the ring of the selected clip.
+
+    Clips keep raw strings; points are grouped by label index, and the names and file names
+    Plotly displays are escaped for Plotly's markup (see `plotly_text`)."""
+    groups: list[list[int]] = [[] for _ in classes]
+    for clip_index, label_index in enumerate(label_indices(clips, classes)):
+        groups[label_index].append(clip_index)
     traces = []
-    for index, name in enumerate(classes):
-        members = [i for i, clip in enumerate(clips) if clip["label"] == name]
+    for index, (name, members) in enumerate(zip(classes, groups)):
         color, symbol = label_style(index)
         traces.append(
             {
                 "type": "scatter",
                 "mode": "markers",
-                "name": name,
+                "name": plotly_text(name),
                 "x": [round(float(panel.coords[i, 0]), 5) for i in members],
                 "y": [round(float(panel.coords[i, 1]), 5) for i in members],
-                "customdata": [[i, clips[i]["file"], clips[i]["fold"]] for i in members],
+                "customdata": [[i, plotly_text(clips[i]["file"]), plotly_text(clips[i]["fold"])] for i in members],
                 "marker": {"color": color, "symbol": symbol, "size": 8, "opacity": 0.85,
                            "line": {"width": 0.5, "color": "#ffffff"}},
                 "hovertemplate": "<b>%{customdata[1]}</b><br>label: %{fullData.name}<br>fold: %{customdata[2]}<extra></extra>",
@@ -84,8 +101,9 @@ def figure(panel: Panel, clips: list[dict], classes: list[str]) -> dict:
 
 
 def clip_rows(files: list[str], labels: list[str], folds: list, audio_sources: list[str | None]) -> list[dict]:
+    """The page's clip records, raw strings: the page's script writes them as text, never as HTML."""
     return [
-        {"file": html.escape(f), "label": html.escape(label), "fold": "" if fold is None else str(fold), "audio": src}
+        {"file": f, "label": label, "fold": "" if fold is None else str(fold), "audio": src}
         for f, label, fold, src in zip(files, labels, folds, audio_sources)
     ]
 
@@ -97,8 +115,11 @@ def linked_sources(paths: list[Path], page: Path) -> list[str]:
 
 
 def _script_json(value) -> str:
-    """JSON safe inside a <script> element: no '</' can end it early."""
-    return json.dumps(value, ensure_ascii=True, separators=(",", ":")).replace("</", "<\\/")
+    """JSON safe inside a <script> element: '<', '>' and '&' appear only inside JSON strings, so
+    writing them as \\u escapes keeps the value and leaves no '</script', '<!--' or '-->' to end
+    or confuse the element. (ensure_ascii already escapes U+2028 and U+2029.)"""
+    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 _STYLE = """
@@ -133,9 +154,23 @@ _SCRIPT = """
   const plots = [];
   function select(index) {
     const clip = page.clips[index];
-    info.innerHTML = '<div class="file">' + clip.file + '</div><div>label <b>' + clip.label +
-      '</b>' + (clip.fold ? ' &middot; fold ' + clip.fold : '') + '</div>' +
-      (clip.audio ? '' : '<div>(audio unavailable)</div>');
+    // Clip strings are raw text: built as DOM text nodes, never parsed as HTML.
+    const file = document.createElement('div');
+    file.className = 'file';
+    file.textContent = clip.file;
+    const line = document.createElement('div');
+    const label = document.createElement('b');
+    label.className = 'label';
+    label.textContent = clip.label;
+    line.append('label ', label);
+    if (clip.fold) { line.append(' \u00b7 fold ' + clip.fold); }
+    const parts = [file, line];
+    if (!clip.audio) {
+      const missing = document.createElement('div');
+      missing.textContent = '(audio unavailable)';
+      parts.push(missing);
+    }
+    info.replaceChildren.apply(info, parts);
     info.dataset.index = String(index);
     thumb.src = page.thumbs[index];
     thumb.alt = 'log-mel spectrogram of ' + clip.file;
