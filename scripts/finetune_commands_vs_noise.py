@@ -14,7 +14,7 @@ consecutive cuts, so validation noise is not the continuation of a training cut.
 # ---------------------------------------------------------------------------- settings
 COMMANDS_DIR = "../shared/datasets/speech_commands/audio/commands"  # spoken words, any layout
 NOISE_DIR = "../shared/datasets/speech_commands/audio/noise"  # background-noise clips
-SAMPLE_RATE = 16000  # Hz the models run at (clips are resampled)
+SAMPLE_RATE = 16000  # Hz the models run at (clips are resampled); fixed: the front end accepts only 16000
 DURATION = 1.0  # seconds per example (padded / trimmed)
 N_MELS = 128  # mel bands
 FFT_WINDOW = 1024  # STFT window = FFT size, samples

@@ -281,8 +281,13 @@ def test_export_serves_waveforms_to_embeddings(ae, saved, tmp_path):
     served = tf.saved_model.load(str(tmp_path / "encoder")).signatures["serving_default"]
     wave = tone(2.0, 800.0)
     out = served(waveform=tf.constant(wave[np.newaxis]))
-    expected = ae.load_representation(model).embed(wave[np.newaxis], np.array([wave.size]), "mean")
+    representation = ae.load_representation(model)
+    # the export's embedding is what `autoencoder:PATH` embeds: its default pooling (mean+std)
+    expected = representation.embed(wave[np.newaxis], np.array([wave.size]))
+    assert representation.default_pooling == "mean+std" and out["embedding"].shape == (1, 2 * 16)
     np.testing.assert_allclose(out["embedding"].numpy(), expected, atol=1e-4)
+    mean = representation.embed(wave[np.newaxis], np.array([wave.size]), "mean")
+    np.testing.assert_allclose(out["embedding_mean"].numpy(), mean, atol=1e-4)
     assert out["frames"].shape[-1] == 16
 
 

@@ -26,6 +26,8 @@ def exported(tmp_path_factory, synth_data):
 
     mp = pytest.MonkeyPatch()
     mp.setenv("TFAUDIO_HOME", str(tmp_path_factory.mktemp("home")))
+    # 8 windows per classifier call: the 30 s clip below goes through the network in 4 chunks
+    mp.setattr("tfaudio.export.WINDOW_CHUNK", 8)
     out = tmp_path_factory.mktemp("saved_models") / "synth"
     try:
         result = train(
@@ -168,3 +170,43 @@ def test_second_export_is_the_next_version(exported):
     result, out = exported
     second = export_savedmodel(result.classifier, result.metadata(), out)
     assert second == out / "2" and resolve_version(out) == second
+
+
+def test_long_clips_go_through_the_classifier_in_bounded_chunks():
+    """An hour of audio must not become one call over every window: at most max(batch,
+    max_windows) windows per call, and the same weighted average as one big call."""
+    import tensorflow as tf
+
+    from tfaudio.export import serving_function
+
+    n = 100
+    recorded = []
+
+    def probabilities(x: np.ndarray) -> np.ndarray:  # a stand-in classifier: [windows, n] -> [windows, 3]
+        logits = 10.0 * np.stack([x.mean(axis=1), x.max(axis=1), x.min(axis=1)], axis=1)
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def recording(x: np.ndarray) -> np.ndarray:
+        recorded.append(len(x))
+        return probabilities(x)
+
+    def classifier(x, training=False):
+        return tf.reshape(tf.numpy_function(recording, [x], tf.float32), [-1, 3])
+
+    serve = tf.function(serving_function(classifier, ["a", "b", "c"], n, max_windows=4),
+                        input_signature=[tf.TensorSpec([None, None], tf.float32)])
+    rng = np.random.default_rng(0)
+    for batch, length in ((1, 2550), (3, 1730), (1, 60), (5, 100)):
+        waves = rng.standard_normal((batch, length)).astype(np.float32)
+        recorded.clear()
+        out = serve(tf.constant(waves))
+        windows = max(1, -(-length // n))
+        assert max(recorded) <= max(batch, 4) and sum(recorded) == batch * windows, (batch, length, recorded)
+        # reference: every window at once, weighted by its audio
+        padded = np.zeros((batch, windows * n), np.float32)
+        padded[:, :length] = waves
+        p = probabilities(padded.reshape(batch * windows, n)).reshape(batch, windows, 3)
+        audio = np.clip(length - np.arange(windows) * n, 1, n).astype(np.float64)
+        expected = (p * (audio / audio.sum())[None, :, None]).sum(axis=1)
+        np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-6)

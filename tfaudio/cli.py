@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -10,29 +9,9 @@ from pathlib import Path
 import click
 
 from tfaudio import __version__
-from tfaudio.audio import AudioError
-from tfaudio.comparison import CompareError
-from tfaudio.data import DatasetError
+from tfaudio.cli_common import friendly_errors as _friendly_errors
+from tfaudio.cli_common import progress as _progress
 from tfaudio.quiet import import_tensorflow_quietly
-
-
-def _friendly_errors(command):
-    """Turn the errors a user can cause into one-line messages instead of stack traces."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (AudioError, DatasetError, CompareError, FileNotFoundError) as err:
-            raise click.ClickException(str(err)) from None
-
-    return wrapper
-
-
-def _progress(total: int, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="clip", file=sys.stderr, disable=total < 2, dynamic_ncols=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

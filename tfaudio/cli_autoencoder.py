@@ -15,7 +15,7 @@ _DEFAULTS = AutoencoderConfig()
 
 def _errors(command):
     """The CLI's friendly errors, plus the autoencoder's own, as one-line messages."""
-    from tfaudio.cli import _friendly_errors
+    from tfaudio.cli_common import friendly_errors as _friendly_errors
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -68,7 +68,7 @@ def train(data, out, latent, epochs, patch_frames, patch_hop, batch_size, learni
         latent=latent, epochs=epochs, patch_frames=patch_frames, patch_hop_frames=patch_hop, batch_size=batch_size,
         learning_rate=learning_rate, patience=patience, val_fraction=val_fraction, seed=seed, max_duration=max_duration,
     )
-    from tfaudio.cli import _progress
+    from tfaudio.cli_common import progress as _progress
     from tfaudio.data import load_dataset
     from tfaudio.quiet import import_tensorflow_quietly
 
@@ -141,8 +141,9 @@ def export(model_dir, out):
     """Export the encoder as a SavedModel: waveform in, embedding out.
 
     The encoder of MODEL_DIR (a folder written by `train`) with its log-mel front end:
-    waveform float32 [batch, samples] at 16 kHz in, embedding [batch, latent] out (mean over
-    the clip's patches). The export is reloaded and checked against the model."""
+    waveform float32 [batch, samples] at 16 kHz in, embedding [batch, 2 * latent] out (mean
+    and standard deviation over the clip's patches, as `autoencoder:PATH` embeds), plus
+    embedding_mean [batch, latent]. The export is reloaded and checked against the model."""
     from tfaudio.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
@@ -153,6 +154,7 @@ def export(model_dir, out):
     difference = ae.check_export(representation, out)
     click.echo(
         f"exported {model_dir} -> {out} (signatures serving_default(waveform), with_lengths(waveform, lengths); "
-        f"outputs embedding [batch, {representation.dim}], frames, patch_mask); "
+        f"outputs embedding [batch, {representation.pooled_dim(ae.DEFAULT_POOLING)}] ({ae.DEFAULT_POOLING} over "
+        f"patches), embedding_mean [batch, {representation.dim}], frames, patch_mask); "
         f"reloaded: largest difference from the in-process encoder {difference:.1e}"
     )

@@ -14,7 +14,7 @@ def _fail_clearly(command):
     """The shared friendly-error wrapper, extended with this module's own error types."""
     import functools
 
-    from tfaudio.cli import _friendly_errors
+    from tfaudio.cli_common import friendly_errors as _friendly_errors
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -40,7 +40,8 @@ def _fail_clearly(command):
 @click.option("--lr", default=1e-3, show_default=True, help="Frozen-phase learning rate.")
 @click.option("--fine-tune-lr", default=1e-5, show_default=True, help="Fine-tuning learning rate.")
 @click.option("--batch-size", default=32, show_default=True)
-@click.option("--duration", type=float, help="Seconds per example (default: the median clip length).")
+@click.option("--duration", type=float, help="Seconds per window (default: the median clip length); longer clips are cut into windows of it, "
+              "in training, validation and the export alike.")
 @click.option("--augment", multiple=True, type=click.Choice(AUGMENTATIONS), help="Repeat for several.")
 @click.option("--noise-dir", type=click.Path(file_okay=False, path_type=Path), help="Background-noise clips for --augment noise.")
 @click.option("--split", type=click.Choice(SPLITS), default="auto", show_default=True,

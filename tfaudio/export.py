@@ -5,7 +5,9 @@
 ``probabilities: float32 [batch, classes]`` and ``label: string [batch]``. A clip up to the
 training duration is zero-padded to it, as in training; a longer one is cut into windows of
 that duration whose probabilities are averaged, each weighted by the audio it holds (so a
-last window of a few samples counts for little). ``assets/tfaudio.json`` stores the class
+last window of a few samples counts for little); training cuts long clips into the same
+windows, and the reported validation metrics come from this serving function on whole clips.
+Windows go through the network WINDOW_CHUNK at a time, so a long file needs bounded memory. ``assets/tfaudio.json`` stores the class
 names, the front-end parameters and the training settings.
 """
 
@@ -22,6 +24,9 @@ SIGNATURE = "serving_default"
 METADATA_FILE = "tfaudio.json"
 TFLITE_FILE = "model.tflite"
 MIN_SECONDS = 0.1
+#: Windows the exported model runs through the classifier per call (more when the batch has
+#: more clips: one window of each at least). Bounds the memory a long clip needs.
+WINDOW_CHUNK = 32
 
 
 class ExportError(Exception):
@@ -50,25 +55,42 @@ def resolve_version(path: str | os.PathLike) -> Path:
     return versions[-1]
 
 
-def serving_function(classifier, class_names, num_samples: int):
+def serving_function(classifier, class_names, num_samples: int, max_windows: int | None = None):
     """The serving computation: waveform float32 [batch, samples] -> {probabilities, label}.
 
-    classifier maps float32 [n, num_samples] to float32 [n, classes].
+    classifier maps float32 [n, num_samples] to float32 [n, classes]. Each clip is cut into
+    windows of num_samples (the last zero-padded), and the windows go through the classifier
+    in chunks of at most max(batch, max_windows) (default WINDOW_CHUNK), so an hour-long file
+    needs the memory of a chunk, not of 3600 windows at once. The windows' probabilities are
+    averaged, each weighted by the samples of audio it holds.
     """
     import tensorflow as tf
 
     names = tf.constant(list(class_names))
+    num_classes = len(class_names)
+    chunk = int(max_windows or WINDOW_CHUNK)
 
     def serve(waveform):
         batch, samples = tf.shape(waveform)[0], tf.shape(waveform)[1]
         windows = tf.maximum((samples + num_samples - 1) // num_samples, 1)
         padded = tf.pad(waveform, [[0, 0], [0, windows * num_samples - samples]])
-        chunks = tf.reshape(padded, [batch * windows, num_samples])
-        probabilities = classifier(chunks, training=False)
-        probabilities = tf.reshape(probabilities, [batch, windows, len(class_names)])
+        framed = tf.reshape(padded, [batch, windows, num_samples])
         audio = tf.clip_by_value(samples - tf.range(windows) * num_samples, 1, num_samples)  # samples of audio per window
         weights = tf.cast(audio, tf.float32) / tf.cast(tf.reduce_sum(audio), tf.float32)
-        mean = tf.reduce_sum(probabilities * weights[tf.newaxis, :, tf.newaxis], axis=1)
+        step = tf.maximum(chunk // tf.maximum(batch, 1), 1)  # windows of each clip per classifier call
+
+        def body(start, total):
+            stop = tf.minimum(start + step, windows)
+            count = stop - start
+            part = tf.reshape(framed[:, start:stop], [batch * count, num_samples])
+            probabilities = tf.reshape(classifier(part, training=False), [batch, count, num_classes])
+            total += tf.reduce_sum(probabilities * weights[start:stop][tf.newaxis, :, tf.newaxis], axis=1)
+            return stop, total
+
+        _, mean = tf.while_loop(
+            lambda start, _: start < windows, body, [tf.constant(0), tf.zeros([batch, num_classes], tf.float32)]
+        )
+        mean = tf.ensure_shape(mean, [None, num_classes])
         return {"probabilities": mean, "label": tf.gather(names, tf.argmax(mean, axis=1))}
 
     return serve

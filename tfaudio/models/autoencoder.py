@@ -607,8 +607,22 @@ def save(result: TrainResult, out: str | os.PathLike, facts: dict | None = None)
     return folder
 
 
+def _pool_frames(frames, weights, method: str):
+    """tf twin of tfaudio.models.base.pool: frames [batch, n, latent], weights float [batch, n, 1]
+    (1 for valid patches) -> [batch, latent], or [batch, 2 * latent] for "mean+std"."""
+    count = tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
+    mean = tf.reduce_sum(frames * weights, axis=1) / count
+    if method == "mean":
+        return mean
+    if method == "max":
+        return tf.reduce_max(tf.where(weights > 0, frames, tf.fill(tf.shape(frames), -np.inf)), axis=1)
+    variance = tf.reduce_sum(weights * tf.square(frames - mean[:, tf.newaxis]), axis=1) / count
+    return tf.concat([mean, tf.sqrt(variance)], axis=1)
+
+
 class _EncoderModule(tf.Module):
-    """waveform float32 [batch, samples] at config.sample_rate -> embedding [batch, latent]."""
+    """waveform float32 [batch, samples] at config.sample_rate -> embedding pooled as
+    DEFAULT_POOLING ([batch, 2 * latent] for mean+std), as `autoencoder:PATH` embeds."""
 
     def __init__(self, model: Autoencoder):
         super().__init__()
@@ -630,8 +644,12 @@ class _EncoderModule(tf.Module):
     def with_lengths(self, waveform, lengths):
         frames, mask = self.model._encode(waveform, lengths)
         weights = tf.cast(mask, tf.float32)[..., tf.newaxis]
-        embedding = tf.reduce_sum(frames * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
-        return {"embedding": embedding, "frames": frames, "patch_mask": mask}
+        return {
+            "embedding": _pool_frames(frames, weights, DEFAULT_POOLING),
+            "embedding_mean": _pool_frames(frames, weights, "mean"),
+            "frames": frames,
+            "patch_mask": mask,
+        }
 
 
 def export_encoder(model: Autoencoder, out: str | os.PathLike) -> Path:
@@ -639,8 +657,10 @@ def export_encoder(model: Autoencoder, out: str | os.PathLike) -> Path:
 
     Signatures: `serving_default(waveform float32 [batch, samples])` and
     `with_lengths(waveform, lengths int32 [batch])` for zero-padded batches, each returning
-    embedding float32 [batch, latent] (mean over valid patches), frames [batch, n, latent] and
-    patch_mask bool [batch, n]. Waveforms: mono at config.sample_rate.
+    embedding float32 pooled over valid patches as `autoencoder:PATH` embeds by default
+    (DEFAULT_POOLING: mean then standard deviation, [batch, 2 * latent]), embedding_mean
+    [batch, latent] (the mean alone), frames [batch, n, latent] and patch_mask bool [batch, n].
+    Waveforms: mono at config.sample_rate.
     """
     module = _EncoderModule(model)
     out = Path(out)
@@ -662,10 +682,17 @@ def check_export(representation: AutoencoderRepresentation, path: str | os.PathL
     loaded = tf.saved_model.load(str(path))
     served = loaded.signatures["with_lengths"](waveform=tf.constant(waveforms, tf.float32), lengths=tf.constant(lengths))
     whole = loaded.signatures["serving_default"](waveform=tf.constant(tone[np.newaxis]))
-    expected = representation.embed(waveforms, lengths, "mean")
+    expected = representation.embed(waveforms, lengths, DEFAULT_POOLING)  # what autoencoder:PATH gives
+    expected_mean = representation.embed(waveforms, lengths, "mean")
+    if served["embedding"].shape != expected.shape:
+        raise AutoencoderError(
+            f"{path}: the exported embedding has shape {served['embedding'].shape}, the model's {DEFAULT_POOLING} "
+            f"pooling {expected.shape}"
+        )
     difference = max(
         float(np.abs(served["embedding"].numpy() - expected).max()),
         float(np.abs(whole["embedding"].numpy()[0] - expected[0]).max()),
+        float(np.abs(served["embedding_mean"].numpy() - expected_mean).max()),
     )
     if difference > tolerance:
         raise AutoencoderError(f"{path}: the exported encoder differs from the model by {difference:.2e}")

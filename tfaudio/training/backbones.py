@@ -41,6 +41,31 @@ def resolve_weights(config: TrainConfig) -> str | None:
         raise TrainingError(f"{config.backbone} weights are unavailable, so training cannot start: {err}") from None
 
 
+#: keras.applications.MobileNetV2 refuses inputs smaller than this in either dimension.
+MOBILENET_MIN_SIZE = 32
+
+
+def check_input_size(config: TrainConfig, num_samples: int) -> None:
+    """mobilenet_v2 with --native-size: the spectrogram (frames x mel bands) must be at least
+    32 x 32, else TrainingError naming --duration (checked before any audio is decoded)."""
+    if config.backbone != "mobilenet_v2" or config.resize:
+        return
+    front = config.frontend_config
+    frames = 1 + num_samples // front.hop_length
+    if frames < MOBILENET_MIN_SIZE:
+        need = (MOBILENET_MIN_SIZE - 1) * front.hop_length / front.sample_rate
+        raise TrainingError(
+            f"mobilenet_v2 with --native-size needs a spectrogram of at least {MOBILENET_MIN_SIZE} frames, but "
+            f"--duration {num_samples / front.sample_rate:g} s gives {frames} (hop {front.hop_length} samples); "
+            f"use --duration {need:g} or more, or drop --native-size (the spectrogram is then resized to 224 x 224)"
+        )
+    if front.num_mel_bins < MOBILENET_MIN_SIZE:
+        raise TrainingError(
+            f"mobilenet_v2 with --native-size needs at least {MOBILENET_MIN_SIZE} mel bands, the front end has "
+            f"{front.num_mel_bins}; use more bands or drop --native-size"
+        )
+
+
 def mobilenet_stage(layer_name: str) -> int | None:
     """0..17 for a MobileNetV2 layer (see MOBILENET_STAGES), None for the input and pooling."""
     match = _MOBILENET_STAGE.match(layer_name)
@@ -124,6 +149,7 @@ def build(config: TrainConfig, num_classes: int, num_samples: int, weights_path:
     if config.backbone == "mobilenet_v2":
         from tfaudio.training.layers import SpectrogramImage
 
+        check_input_size(config, num_samples)
         spectrogram = _log_mel_front(config, waveform)
         image = SpectrogramImage(MOBILENET_SIZE if config.resize else None, name="spectrogram_image")(spectrogram)
         try:

@@ -25,6 +25,7 @@ class TrainingError(Exception):
 class FrontendConfig:
     """The log-mel front end inside the model (mobilenet_v2 and small_cnn; YAMNet has its own).
 
+    sample_rate: must be 16000, the rate clips are decoded at and the export serves.
     window_length: STFT window and FFT size in samples; hop_length: samples between frames.
     Frames are centred (librosa's convention), so a clip of n samples has 1 + n // hop frames.
     """
@@ -36,6 +37,15 @@ class FrontendConfig:
     fmin: float = 0.0
     fmax: float | None = None
     top_db: float = 80.0
+
+    def __post_init__(self):
+        # Clips are decoded (resampled) at 16 kHz and the export serves 16 kHz waveforms; a mel
+        # filterbank built for another rate would put every band at the wrong frequencies.
+        if self.sample_rate != 16000:
+            raise TrainingError(
+                f"FrontendConfig.sample_rate must be 16000 (clips are resampled to 16 kHz and the export serves "
+                f"16 kHz waveforms), got {self.sample_rate}"
+            )
 
     def mel_params(self) -> MelParams:
         """Power log-mel in dB (librosa.power_to_db of melspectrogram), clipped at top_db."""

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tfaudio.audio import AUDIO_EXTENSIONS, AudioError, fix_length, info, load
-from tfaudio.data import Dataset, Problem, SplitError, holdout, iter_batches
+from tfaudio.audio import AUDIO_EXTENSIONS, AudioError, info, load
+from tfaudio.data import Dataset, Problem, SplitError, holdout
 from tfaudio.training.config import AugmentConfig, TrainConfig, TrainingError
 
 
@@ -113,40 +113,103 @@ def median_duration(dataset: Dataset, indices: np.ndarray) -> float:
     return max(0.1, round(float(np.median(seconds)), 2))
 
 
-def load_waveforms(
+def load_clips(
     dataset: Dataset,
     indices: np.ndarray,
-    num_samples: int,
     sample_rate: int = 16000,
     progress: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Problem]]:
-    """Decode clips, each padded / trimmed at the end to num_samples.
+    workers: int = 4,
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, list[Problem]]:
+    """Decode clips whole (no trimming), one at a time in a few threads (no padded batches, so
+    one long file costs its own length only).
 
-    Returns (waves float32 [n, num_samples], labels int64 [n], indices int64 [n] kept,
+    Returns (waves: list of float32 [samples], labels int64 [n], indices int64 [n] kept,
     problems): clips that fail to decode are left out and listed.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def decode(i):
+        try:
+            return load(dataset.clips[i].path, sample_rate), None
+        except AudioError as err:
+            return None, err
+
     problems: list[Problem] = []
-    clips = [dataset.clips[i] for i in indices]
     waves, kept = [], []
-    duration = num_samples / sample_rate
-    for batch in iter_batches(
-        clips, sample_rate, 64, max_duration=duration, on_error=lambda e: problems.append(Problem(e.path, e.problem))
-    ):
-        for row, position in enumerate(batch.indices):
-            waves.append(fix_length(batch.waveforms[row, : batch.lengths[row]], num_samples))
-            kept.append(indices[position])
-        if progress:
-            progress(len(batch.indices))
-    if not waves:
-        return np.zeros((0, num_samples), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64), problems
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, (wave, err) in zip(indices, pool.map(decode, indices)):
+            if err is not None:
+                problems.append(Problem(err.path, err.problem))
+            else:
+                waves.append(wave)
+                kept.append(i)
+            if progress:
+                progress(1)
     kept = np.asarray(kept, np.int64)
-    return np.stack(waves).astype(np.float32), dataset.labels[kept], kept, problems
+    return waves, dataset.labels[kept] if len(kept) else np.zeros(0, np.int64), kept, problems
 
 
-def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """float32 [classes]: n / (classes * count), so every class weighs the same in the loss."""
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    return (len(labels) / (num_classes * np.maximum(counts, 1))).astype(np.float32)
+def windows_of(wave: np.ndarray, num_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a clip as the exported model does: consecutive windows of num_samples, the last one
+    zero-padded (a clip up to num_samples is one padded window).
+
+    Returns (windows float32 [k, num_samples], audio int64 [k]: samples of audio in each
+    window, at least 1). The export averages the windows' probabilities weighted by `audio`.
+    """
+    count = max(1, -(-len(wave) // num_samples))
+    padded = np.zeros(count * num_samples, np.float32)
+    padded[: len(wave)] = wave
+    audio = np.clip(len(wave) - np.arange(count) * num_samples, 1, num_samples).astype(np.int64)
+    return padded.reshape(count, num_samples), audio
+
+
+def window_clips(waves: list[np.ndarray], labels: np.ndarray, num_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every window of every clip (see windows_of), as training examples.
+
+    Returns (windows float32 [m, num_samples], labels int64 [m], weights float32 [m]): a
+    clip's first window weighs 1 (a short clip counts fully), each later window the share of
+    audio it holds (a last window of a few samples counts for little, as in the export).
+    """
+    parts, out_labels, weights = [], [], []
+    for wave, label in zip(waves, labels):
+        windows, audio = windows_of(wave, num_samples)
+        parts.append(windows)
+        out_labels.append(np.full(len(windows), label, np.int64))
+        weight = audio / num_samples
+        weight[0] = 1.0
+        weights.append(weight.astype(np.float32))
+    if not parts:
+        return np.zeros((0, num_samples), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return np.concatenate(parts), np.concatenate(out_labels), np.concatenate(weights)
+
+
+def check_decoded(dataset: Dataset, train_labels: np.ndarray, val_labels: np.ndarray, problems: list[Problem], how: str) -> None:
+    """The class checks again, on the clips that did decode: at least one training clip of every
+    class and at least one validation clip; otherwise TrainingError naming the files that failed."""
+
+    def failed(limit: int = 5) -> str:
+        shown = "; ".join(f"{p.path}: {p.reason}" for p in problems[:limit])
+        more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
+        return f"{shown}{more}" if problems else "none"
+
+    if len(train_labels) == 0:
+        raise TrainingError(f"{dataset.source}: none of the training clips could be decoded ({how}). Failed: {failed()}")
+    missing = [name for c, name in enumerate(dataset.classes) if not np.any(train_labels == c)]
+    if missing:
+        raise TrainingError(
+            f"{dataset.source}: class(es) {', '.join(repr(m) for m in missing)} have no training clip that could be "
+            f"decoded ({how}). Failed: {failed()}. Fix or replace those files, or drop the class"
+        )
+    if len(val_labels) == 0:
+        raise TrainingError(f"{dataset.source}: no validation clip could be decoded ({how}). Failed: {failed()}")
+
+
+def class_weights(labels: np.ndarray, num_classes: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """float32 [classes]: n / (classes * count), so every class weighs the same in the loss.
+    weights: per-example weights (e.g. windows' audio shares) counted instead of 1 each."""
+    weights = np.ones(len(labels)) if weights is None else np.asarray(weights, np.float64)
+    counts = np.bincount(labels, weights=weights, minlength=num_classes).astype(np.float64)
+    return (weights.sum() / (num_classes * np.maximum(counts, 1e-12))).astype(np.float32)
 
 
 class WaveAugmenter:

@@ -5,7 +5,14 @@ Phase 1 runs the frozen part (front end + pretrained backbone) once over the tra
 those cached outputs: an epoch costs a pass over small vectors, not a pass through the
 backbone. Phase 2 unfreezes the last blocks and trains the whole classifier on waveforms, at
 a lower learning rate, with batch norm in inference mode; it is kept only if it lowers the
-validation loss below phase 1's best.
+validation loss below phase 1's best and does not lower the validation accuracy.
+
+Clips longer than the training duration are cut into windows of that duration, as the export
+cuts them: every window is a training example (a last, partly filled window weighted by its
+share of audio), and the final validation metrics come from the export's serving function on
+each whole validation clip (window probabilities averaged, weighted by their audio), so they
+describe the exported model. Per-epoch validation numbers (curves, early stopping, best
+checkpoint) are per window.
 """
 
 from __future__ import annotations
@@ -26,10 +33,13 @@ from tfaudio.training.inputs import (
     ValidationSplit,
     WaveAugmenter,
     check_classes,
+    check_decoded,
     class_weights,
-    load_waveforms,
+    load_clips,
     median_duration,
     validation_split,
+    window_clips,
+    windows_of,
 )
 
 SAMPLE_RATE = 16000
@@ -43,7 +53,10 @@ class TrainResult:
     history: one dict per epoch (epoch, phase, loss, accuracy, val_loss, val_accuracy,
         learning_rate); phase_boundary: epochs of phase 1 (the curves' boundary mark).
     metrics: final validation metrics (accuracy, balanced_accuracy, macro_f1, per_class,
-        confusion, phase1_val_accuracy, fine_tuning_kept).
+        confusion, phase1_val_accuracy, fine_tuning_kept), computed like the export serves:
+        the serving function (tfaudio.export.serving_function) on each whole validation clip.
+    val_labels / val_probabilities: int64 [clips] and float32 [clips, classes] behind them,
+        the validation clips that decoded, in the split's order.
     """
 
     classifier: object
@@ -58,6 +71,8 @@ class TrainResult:
     skipped: list[Problem] = field(default_factory=list)
     logdir: Path | None = None
     export_dir: Path | None = None
+    val_labels: np.ndarray | None = None
+    val_probabilities: np.ndarray | None = None
 
     def metadata(self) -> dict:
         """JSON-ready description stored beside the exported model."""
@@ -81,7 +96,10 @@ class TrainResult:
             "frontend": frontend,
             "config": self.config.to_dict(),
             "validation": {"split": self.split.how, "clips": int(len(self.split.val)), **_scalar_metrics(self.metrics)},
-            "long_clips": "split into windows of num_samples; probabilities averaged, weighted by the audio in each window",
+            "long_clips": (
+                "split into windows of num_samples (the last zero-padded); probabilities averaged, weighted by the audio "
+                "in each window; training used every window of its clips and the validation metrics are of this rule"
+            ),
         }
 
 
@@ -151,7 +169,10 @@ def _callbacks(logdir: Path | None, phase: int, checkpoint: Path, rows, total, c
         _history_callback(rows, phase, total, progress, logdir / "history.csv" if logdir is not None else None),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, baseline=threshold),
         keras.callbacks.ModelCheckpoint(
-            str(checkpoint), monitor="val_loss", save_best_only=True, save_weights_only=True, initial_value_threshold=threshold
+            # an explicit threshold (inf in phase 1): Keras would otherwise save the first epoch
+            # whatever its loss, and a NaN first epoch then compares as never improved upon
+            str(checkpoint), monitor="val_loss", save_best_only=True, save_weights_only=True,
+            initial_value_threshold=float("inf") if threshold is None else threshold,
         ),
     ]
     if logdir is not None:
@@ -239,9 +260,12 @@ def train(
     check_classes(dataset)
     split = validation_split(dataset, config)
     augmenter = WaveAugmenter(config.augment) if config.augment.kinds else None  # loads the noise bank now
-    weights_path = _resolve_weights(config)
     duration = config.duration or median_duration(dataset, split.train)
     num_samples = int(round(duration * SAMPLE_RATE))
+    from tfaudio.training.backbones import check_input_size
+
+    check_input_size(config, num_samples)  # before any audio is decoded or weights looked for
+    weights_path = _resolve_weights(config)
     logdir = Path(logdir) if logdir is not None else None
     if progress:
         _log(
@@ -255,20 +279,27 @@ def train(
     keras.utils.set_random_seed(config.seed)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    train_waves, train_labels, _, skipped = _decode(dataset, split.train, num_samples, "decoding train", progress)
-    val_waves, val_labels, _, skipped_val = _decode(dataset, split.val, num_samples, "decoding val", progress)
+    # Whole clips: a long clip becomes several windows of num_samples, exactly as the export cuts it.
+    train_clips, train_clip_labels, _, skipped = _decode(dataset, split.train, "decoding train", progress)
+    val_clips, val_clip_labels, _, skipped_val = _decode(dataset, split.val, "decoding val", progress)
     skipped += skipped_val
     for problem in skipped:
         _log(f"skipped {problem.path}: {problem.reason}")
-    if len(val_waves) == 0:
-        raise TrainingError(f"{dataset.source}: no validation clip could be decoded ({split.how})")
+    check_decoded(dataset, train_clip_labels, val_clip_labels, skipped, split.how)
+    train_waves, train_labels, train_window_weights = window_clips(train_clips, train_clip_labels, num_samples)
+    val_waves, val_labels, val_window_weights = window_clips(val_clips, val_clip_labels, num_samples)
+    del train_clips
     timings["decode_seconds"] = time.perf_counter() - start
 
     from tfaudio.training.backbones import build
 
     num_classes = len(dataset.classes)
     parts = build(config, num_classes, num_samples, weights_path)
-    weights_per_class = class_weights(train_labels, num_classes) if config.class_weights else np.ones(num_classes, np.float32)
+    if config.class_weights:
+        weights_per_class = class_weights(train_labels, num_classes, train_window_weights)
+    else:
+        weights_per_class = np.ones(num_classes, np.float32)
+    train_sample_weights = weights_per_class[train_labels] * train_window_weights
     rows: list[dict] = []
     scratch = logdir or Path(_scratch_dir())
     (scratch / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -278,6 +309,7 @@ def train(
     spec_augment = "specaugment" in config.augment.kinds
     feats = [compute_features(parts.frozen, train_waves, config.batch_size, desc="backbone (cached once)" if progress else None)]
     labels = [train_labels]
+    sample_weights = [train_sample_weights]
     if augmenter is not None:
         rng = np.random.default_rng([config.seed, 1])
         for copy in range(config.augment.copies):
@@ -285,6 +317,7 @@ def train(
             desc = f"augmented copy {copy + 1}" if progress else None
             feats.append(compute_features(parts.frozen, waves, config.batch_size, training=spec_augment, desc=desc))
             labels.append(train_labels)
+            sample_weights.append(train_sample_weights)
     train_feats, train_feat_labels = np.concatenate(feats), np.concatenate(labels)
     val_feats = compute_features(parts.frozen, val_waves, config.batch_size)
     timings["cache_seconds"] = time.perf_counter() - start
@@ -292,26 +325,39 @@ def train(
     start = time.perf_counter()
     _compile(parts.head, config.lr)
     best1 = scratch / "checkpoints" / "phase1_best.weights.h5"
+    best1.unlink(missing_ok=True)  # never load a previous run's checkpoint
     parts.head.fit(
         train_feats,
         train_feat_labels,
-        sample_weight=weights_per_class[train_feat_labels],
+        sample_weight=np.concatenate(sample_weights),
         batch_size=config.batch_size,
         epochs=config.epochs,
-        validation_data=(val_feats, val_labels),
+        validation_data=(val_feats, val_labels, val_window_weights),
         shuffle=True,
         verbose=0,
         callbacks=_callbacks(logdir, 1, best1, rows, config.epochs, config, progress),
     )
+    finite = [row["val_loss"] for row in rows if np.isfinite(row.get("val_loss", np.nan))]
+    if not finite or not best1.exists():  # the checkpoint is written only for a finite, improving val_loss
+        losses = ", ".join(f"{row.get('val_loss', float('nan')):.4g}" for row in rows)
+        raise TrainingError(
+            f"{dataset.source}: the validation loss was never finite in {len(rows)} frozen-phase epoch(s) ({losses}), so "
+            "there is no best model to keep. Usually a learning rate that is too high (try a lower --lr) or "
+            "clips that give non-finite features (e.g. digital silence with unusual settings)"
+        )
     parts.head.load_weights(str(best1))
     timings["phase1_seconds"] = time.perf_counter() - start
     phase_boundary = len(rows)
-    phase1_probabilities = parts.head.predict(val_feats, batch_size=config.batch_size, verbose=0)
-    phase1 = evaluate_predictions(val_labels, phase1_probabilities, dataset.classes)
-    best_loss = min(row["val_loss"] for row in rows)
+    # The frozen phase's validation result, per whole clip as the export serves it (from the
+    # cached window outputs, combined with the export's weights).
+    window_probabilities = parts.head.predict(val_feats, batch_size=config.batch_size, verbose=0)
+    phase1_probabilities = _combine_windows(window_probabilities, val_clips, num_samples)
+    phase1 = evaluate_predictions(val_clip_labels, phase1_probabilities, dataset.classes)
+    best_loss = min(finite)
 
     # ---- phase 2: unfreeze the last blocks, lower learning rate, batch norm in inference mode
     fine_tuning_kept = False
+    probabilities = None
     if config.fine_tune_epochs > 0 and (parts.max_unfreeze == 0 or config.unfreeze_last > 0):
         start = time.perf_counter()
         before = parts.classifier.get_weights()
@@ -323,29 +369,38 @@ def train(
         best2.unlink(missing_ok=True)
         total = phase_boundary + config.fine_tune_epochs
         parts.classifier.fit(
-            _wave_sequence(train_waves, train_labels, weights_per_class[train_labels], config.batch_size, augmenter, config.seed),
+            _wave_sequence(train_waves, train_labels, train_sample_weights, config.batch_size, augmenter, config.seed),
             initial_epoch=phase_boundary,
             epochs=total,
-            validation_data=(val_waves, val_labels),
+            validation_data=(val_waves, val_labels, val_window_weights),
             validation_batch_size=config.batch_size,
             verbose=0,
             callbacks=_callbacks(logdir, 2, best2, rows, total, config, progress, threshold=best_loss),
         )
+        reason = "it did not lower the validation loss below phase 1's best"
         if best2.exists():  # some epoch beat phase 1's best validation loss
             parts.classifier.load_weights(str(best2))
-            fine_tuning_kept = True
-        else:
+            probabilities = serve_clips(parts.classifier, dataset.classes, num_samples, val_clips, config.batch_size)
+            accuracy = float(np.mean(probabilities.argmax(axis=1) == val_clip_labels))
+            fine_tuning_kept = accuracy >= phase1["accuracy"]
+            reason = f"its validation accuracy {accuracy:.4f} is below phase 1's {phase1['accuracy']:.4f}"
+        if not fine_tuning_kept:
             parts.classifier.set_weights(before)
+            probabilities = None
             if progress:
-                _log("fine-tuning did not lower the validation loss below phase 1's best: phase 1 weights kept")
+                _log(f"fine-tuning not kept ({reason}): phase 1 weights kept")
         timings["phase2_seconds"] = time.perf_counter() - start
 
-    probabilities = compute_features(parts.classifier, val_waves, config.batch_size)
-    metrics = evaluate_predictions(val_labels, probabilities, dataset.classes)
+    # The reported metrics are the export's: the serving function on every whole validation clip.
+    if probabilities is None:
+        probabilities = serve_clips(parts.classifier, dataset.classes, num_samples, val_clips, config.batch_size)
+    metrics = evaluate_predictions(val_clip_labels, probabilities, dataset.classes)
     metrics["phase1_val_accuracy"] = phase1["accuracy"]
     metrics["fine_tuning_kept"] = fine_tuning_kept
-    metrics["train_clips"] = int(len(train_waves))
-    metrics["val_clips"] = int(len(val_waves))
+    metrics["train_clips"] = int(len(train_clip_labels))
+    metrics["val_clips"] = int(len(val_clip_labels))
+    metrics["train_windows"] = int(len(train_waves))
+    metrics["val_windows"] = int(len(val_waves))
     result = TrainResult(
         classifier=parts.classifier,
         class_names=tuple(dataset.classes),
@@ -358,6 +413,8 @@ def train(
         timings=timings,
         skipped=skipped,
         logdir=logdir,
+        val_labels=val_clip_labels,
+        val_probabilities=probabilities,
     )
     if logdir is not None:
         _write_run(result, logdir)
@@ -380,11 +437,44 @@ def _resolve_weights(config: TrainConfig) -> str | None:
     return resolve_weights(config)
 
 
-def _decode(dataset, indices, num_samples, desc, progress):
+def _decode(dataset, indices, desc, progress):
     from tqdm import tqdm
 
     with tqdm(total=len(indices), desc=desc, unit="clip", file=sys.stderr, disable=not progress or len(indices) < 2, dynamic_ncols=True) as bar:
-        return load_waveforms(dataset, indices, num_samples, SAMPLE_RATE, progress=bar.update)
+        return load_clips(dataset, indices, SAMPLE_RATE, progress=bar.update)
+
+
+def _combine_windows(window_probabilities: np.ndarray, clips: list[np.ndarray], num_samples: int) -> np.ndarray:
+    """Per-window probabilities (in window_clips' order) -> per clip, weighted as the export does."""
+    out, row = [], 0
+    for wave in clips:
+        _, audio = windows_of(wave, num_samples)
+        part = window_probabilities[row : row + len(audio)]
+        out.append((part * (audio / audio.sum())[:, np.newaxis]).sum(axis=0))
+        row += len(audio)
+    return np.asarray(out, np.float32)
+
+
+def serve_clips(classifier, class_names, num_samples: int, clips: list[np.ndarray], batch_size: int) -> np.ndarray:
+    """float32 [clips, classes]: the export's serving function (tfaudio.export.serving_function)
+    on each whole clip; clips of equal length go together, batch_size at a time."""
+    import tensorflow as tf
+
+    from tfaudio.export import serving_function
+
+    serve = tf.function(
+        serving_function(classifier, class_names, num_samples), input_signature=[tf.TensorSpec([None, None], tf.float32)]
+    )
+    out = np.zeros((len(clips), len(class_names)), np.float32)
+    by_length: dict[int, list[int]] = {}
+    for i, wave in enumerate(clips):
+        by_length.setdefault(len(wave), []).append(i)
+    for rows in by_length.values():
+        for start in range(0, len(rows), batch_size):
+            chosen = rows[start : start + batch_size]
+            batch = np.stack([clips[i] for i in chosen]).astype(np.float32)
+            out[chosen] = serve(tf.constant(batch))["probabilities"].numpy()
+    return out
 
 
 def _scratch_dir() -> str:

@@ -46,8 +46,9 @@ def write_curves_html(result, path: Path) -> None:
                    hovertemplate="true %{y}<br>predicted %{x}<br>%{z} clips<extra></extra>"),
         row=1, col=3,
     )
-    fig.update_yaxes(autorange="reversed", title_text="true", row=1, col=3)
-    fig.update_xaxes(title_text="predicted", row=1, col=3)
+    # category axes: class names such as "0", "1" would otherwise become a numeric axis
+    fig.update_yaxes(type="category", autorange="reversed", title_text="true", row=1, col=3)
+    fig.update_xaxes(type="category", title_text="predicted", row=1, col=3)
     for col in (1, 2):
         fig.update_xaxes(title_text="epoch", row=1, col=col)
     fig.update_layout(title=_title(result), height=520, width=1500, legend={"orientation": "h", "y": -0.2})
@@ -61,7 +62,8 @@ def write_curves_html(result, path: Path) -> None:
 </head><body>
 <h2>{html.escape(_title(result))}</h2>
 <p>Validation: {html.escape(result.split.how)}. Phase 1: backbone frozen, {result.phase_boundary} epochs on cached outputs;
-phase 2: fine-tuning ({'kept' if m['fine_tuning_kept'] else 'not kept: it did not lower the validation loss'}).</p>
+phase 2: fine-tuning ({'kept' if m['fine_tuning_kept'] else 'not kept: it did not lower the validation loss, or lowered the accuracy'}).
+Curves are per window of the training duration; the final metrics are per whole clip, as the export serves them.</p>
 {fig.to_html(include_plotlyjs=True, full_html=False)}
 <table>{rows}</table>
 </body></html>
