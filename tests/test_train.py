@@ -148,6 +148,19 @@ def test_wave_augmentation_gain_shift_and_noise_snr(tmp_path):
     assert np.allclose(snr, 10.0, atol=0.01)
 
 
+def test_noise_bank_leaves_out_validation_clips(tmp_path):
+    rng = np.random.default_rng(0)
+    noise_dir = tmp_path / "noise"
+    noise_dir.mkdir()
+    for name in ("train_hiss.wav", "val_hiss.wav"):
+        sf.write(noise_dir / name, rng.standard_normal(800).astype(np.float32), 16000)
+    config = AugmentConfig(kinds=("noise",), noise_dir=noise_dir)
+    mixer = WaveAugmenter(config, exclude=frozenset({(noise_dir / "val_hiss.wav").resolve()}))
+    assert mixer.excluded == 1 and len(mixer.noise) == 1
+    with pytest.raises(TrainingError, match="2 are validation clips"):
+        WaveAugmenter(config, exclude=frozenset(p.resolve() for p in noise_dir.iterdir()))
+
+
 def test_spec_augment_masks_only_in_training():
     from tfaudio.training.layers import SpecAugment
 

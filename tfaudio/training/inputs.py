@@ -218,11 +218,12 @@ class WaveAugmenter:
     Every call draws from the generator it is given, so a seeded run repeats its augmentation.
     """
 
-    def __init__(self, config: AugmentConfig, sample_rate: int = 16000):
+    def __init__(self, config: AugmentConfig, sample_rate: int = 16000, exclude: frozenset[Path] = frozenset()):
         self.config = config
         self.noise: list[np.ndarray] = []
+        self.excluded = 0
         if "noise" in config.kinds:
-            self.noise = load_noise_bank(Path(config.noise_dir), sample_rate)
+            self.noise, self.excluded = load_noise_bank(Path(config.noise_dir), sample_rate, exclude)
 
     @property
     def active(self) -> bool:
@@ -257,11 +258,16 @@ class WaveAugmenter:
         return out
 
 
-def load_noise_bank(folder: Path, sample_rate: int) -> list[np.ndarray]:
-    """Every audio file under `folder`, decoded (float32 [samples] each)."""
+def load_noise_bank(folder: Path, sample_rate: int, exclude: frozenset[Path] = frozenset()) -> tuple[list[np.ndarray], int]:
+    """Every audio file under `folder` except those in `exclude` (resolved paths), decoded:
+    (float32 [samples] each, how many were excluded).
+
+    The noise folder may be a class folder of the dataset itself (e.g. Speech Commands' noise
+    clips); its validation clips are excluded so they never leak into training examples."""
     if not folder.is_dir():
         raise TrainingError(f"{folder}: noise folder not found (--noise-dir)")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    files = [p for p in found if p.resolve() not in exclude]
     clips = []
     for path in files:
         try:
@@ -269,5 +275,6 @@ def load_noise_bank(folder: Path, sample_rate: int) -> list[np.ndarray]:
         except AudioError:
             continue
     if not clips:
-        raise TrainingError(f"{folder}: no readable audio files to mix in as background noise")
-    return clips
+        raise TrainingError(f"{folder}: no readable audio files to mix in as background noise"
+                            + (f" ({len(found) - len(files)} are validation clips, left out)" if exclude else ""))
+    return clips, len(found) - len(files)

@@ -259,7 +259,11 @@ def train(
     dataset = data if isinstance(data, Dataset) else load_dataset(data, group_column=group_column)
     check_classes(dataset)
     split = validation_split(dataset, config)
-    augmenter = WaveAugmenter(config.augment) if config.augment.kinds else None  # loads the noise bank now
+    validation_paths = frozenset(dataset.clips[i].path.resolve() for i in split.val)
+    # Loads the noise bank now (bad --noise-dir fails before training), without validation clips.
+    augmenter = WaveAugmenter(config.augment, exclude=validation_paths) if config.augment.kinds else None
+    if augmenter is not None and augmenter.excluded and progress:
+        _log(f"noise augmentation: {augmenter.excluded} validation clips in --noise-dir left out of the noise bank")
     duration = config.duration or median_duration(dataset, split.train)
     num_samples = int(round(duration * SAMPLE_RATE))
     from tfaudio.training.backbones import check_input_size
