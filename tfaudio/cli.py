@@ -229,12 +229,13 @@ def _print_ranking(result, report: Path) -> None:
     from tfaudio.evaluate import CLASSIFIERS
 
     click.echo("")
-    click.echo(f"{'#':>2}  {'representation':<16} {'classifier':<36} {'accuracy':>15}  {'95 % CI':>11}  {'F1':>5}  McNemar p")
+    click.echo(f"{'#':>2}  {'representation':<16} {'classifier':<36} {'accuracy ± split std':>20}  {'95 % CI':>11}  "
+               f"{'F1':>5}  McNemar p")
     for rank, run in enumerate(result.ranked(), 1):
         m, test = run.metrics, run.versus_baseline
         p = "baseline" if test is None else f"{test.p_value:.2g}"
         click.echo(f"{rank:>2}  {run.representation:<16} {CLASSIFIERS[run.classifier]:<36} "
-                   f"{100 * m.accuracy:6.1f} ± {100 * m.fold_std:4.1f} %  "
+                   f"{'':>5}{100 * m.accuracy:6.1f} ± {100 * m.fold_std:4.1f} %  "
                    f"{100 * m.accuracy_ci[0]:4.1f}–{100 * m.accuracy_ci[1]:4.1f}  {m.macro_f1:.3f}  {p}")
     for item in result.unavailable:
         click.echo(f"    {item.name}: unavailable ({(item.reason.splitlines() or [''])[0]})")
@@ -350,8 +351,8 @@ def synth(out: Path, clips_per_class: int, duration: float, seed: int):
 @click.option("--url", help="Download from this mirror instead of the official URL.")
 @click.option("--sha256", help="Expected digest of the mirror's archive (with --url).")
 def fetch(name, out, url, sha256):
-    """Download a public dataset (checksum verified) and write its manifest with the official
-    folds; prints the folder to pass as DATA."""
+    """Download a public dataset (checksum verified) and write its manifest: ESC's official
+    folds, or speaker-disjoint folds for Speech Commands; prints the folder to pass as DATA."""
     from tfaudio.fetch import SOURCES, FetchError, with_url
     from tfaudio.fetch import fetch as fetch_dataset
 
