@@ -39,7 +39,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if not data.exists():
-            from tfaudio.synth import SynthConfig, make_dataset
+            from tfaudio.data.synth import SynthConfig, make_dataset
 
             data = make_dataset(Path(tmp) / "data", SynthConfig(clips_per_class=100, duration=5.0))
         store, out = Path(tmp) / "store", Path(tmp) / "out"

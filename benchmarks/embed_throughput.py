@@ -29,14 +29,14 @@ def clip_paths(data: Path, count: int, tmp: Path) -> list[Path]:
     files = sorted((data / "audio").glob("*.flac"))[:count]
     if files:
         return files
-    from tfaudio.synth import SynthConfig, make_dataset
+    from tfaudio.data.synth import SynthConfig, make_dataset
 
     make_dataset(tmp, SynthConfig(clips_per_class=max(1, count // 4), duration=5.0))
     return sorted(tmp.rglob("*.wav"))[:count]
 
 
 def decode(paths: list[Path]) -> list[np.ndarray]:
-    from tfaudio.audio import load
+    from tfaudio.data.audio import load
 
     return [load(p, 16000) for p in paths]
 
@@ -62,8 +62,9 @@ def yamnet_runs(paths: list[Path], batch_size: int, weights: Path | None):
     """(batched, per-clip) callables, each decoding its clips as part of the work."""
     import tensorflow as tf
 
-    from tfaudio.data import Clip, iter_batches
-    from tfaudio.models import yamnet as Y
+    from tfaudio.data.batches import iter_batches
+    from tfaudio.data.dataset import Clip
+    from tfaudio.models.yamnet import model as Y
 
     model = Y.Yamnet(Y.YamnetParams(), weights)
     clips = [Clip(p, "x") for p in paths]
@@ -85,8 +86,10 @@ def yamnet_runs(paths: list[Path], batch_size: int, weights: Path | None):
 
 def wav2vec2_runs(paths: list[Path], batch_size: int, folder: Path):
     """(batched, per-clip) callables for Wav2Vec2-base with random weights saved to folder."""
-    from tfaudio.data import Clip, iter_batches
-    from tfaudio.models.wav2vec2 import Wav2Vec2, Wav2Vec2Params, keep_keras_3
+    from tfaudio.data.batches import iter_batches
+    from tfaudio.data.dataset import Clip
+    from tfaudio.models.wav2vec2.config import Wav2Vec2Params
+    from tfaudio.models.wav2vec2.model import Wav2Vec2, keep_keras_3
 
     with keep_keras_3():
         from transformers import TFWav2Vec2Model, Wav2Vec2Config, Wav2Vec2FeatureExtractor

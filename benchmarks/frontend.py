@@ -64,7 +64,7 @@ def tf_runner(clips: np.ndarray, batch_size: int, xla: bool):
     """A callable computing log-mel and MFCC of all clips, batch by batch, in one graph."""
     import tensorflow as tf
 
-    from tfaudio import frontend
+    from tfaudio.frontend import ops as frontend
 
     mel = frontend.MelParams(
         stft=frontend.STFTParams(center=True, power=2.0), num_mel_bins=64, fmin=0.0, fmax=None

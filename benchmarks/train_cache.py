@@ -33,7 +33,7 @@ def main() -> None:
     import_tensorflow_quietly()
     import keras
 
-    from tfaudio.models.weights import WeightsUnavailable
+    from tfaudio.assets import WeightsUnavailable
     from tfaudio.training.backbones import build, resolve_weights
     from tfaudio.training.config import TrainConfig, TrainingError
     from tfaudio.training.loop import _compile, compute_features

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tfaudio.comparison import CompareConfig, compare
-from tfaudio.data import load_dataset, make_splits
-from tfaudio.evaluate import ClassifierSpec, cross_validate
+from tfaudio.comparison.classifiers import ClassifierSpec, cross_validate
+from tfaudio.comparison.report import write_report
+from tfaudio.comparison.run import CompareConfig, compare
+from tfaudio.data.dataset import load_dataset
+from tfaudio.data.splits import make_splits
 from tfaudio.models.registry import get
-from tfaudio.store import EmbedConfig, EmbeddingStore, embed_dataset
+from tfaudio.pipeline.local import EmbedConfig, embed_dataset
+from tfaudio.store import EmbeddingStore
 
 # ----------------------------------------------------------------------------- settings
 DATA_DIR = Path(os.environ.get("TFAUDIO_DATA", "../shared/datasets/esc10"))  # class folders or a manifest
@@ -51,7 +54,7 @@ def main() -> None:
 
     # The full comparison (confidence intervals, McNemar, confusion matrices, discussion).
     config = CompareConfig(models=("handcrafted", MODEL_NAME), classifiers=CLASSIFIERS, seed=SEED, pooling=None)
-    report = compare(dataset, config, command="scripts/deep_feature_comparison.py").write_report(OUT)
+    report = write_report(compare(dataset, config, command="scripts/deep_feature_comparison.py"), OUT)
     print(f"report: {report}")
 
 

@@ -35,8 +35,8 @@ import re  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from tfaudio.audio import AUDIO_EXTENSIONS  # noqa: E402
-from tfaudio.data import Clip, Dataset  # noqa: E402
+from tfaudio.data.audio import AUDIO_EXTENSIONS
+from tfaudio.data.dataset import Clip, Dataset
 from tfaudio.train import FrontendConfig, TrainConfig, TrainingError, train  # noqa: E402
 
 _SPEAKER = re.compile(r"^[^_]+_([0-9a-f]+)_nohash_\d+$")

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import tfaudio
-    from tfaudio.data import DatasetError
+    from tfaudio.data.dataset import DatasetError
     from tfaudio.models.registry import ModelUnavailable
     from tfaudio.viz import ProjectionConfig, VizError
 

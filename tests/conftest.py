@@ -29,6 +29,6 @@ def esc10() -> Path:
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
     """80 one-second clips in 4 classes with a 5-fold manifest (written once per session)."""
-    from tfaudio.synth import make_dataset
+    from tfaudio.data.synth import make_dataset
 
     return make_dataset(tmp_path_factory.mktemp("synth"))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tfaudio.audio import AudioError, fix_length, info, iter_chunks, load
+from tfaudio.data.audio import AudioError, fix_length, info, iter_chunks, load
 
 
 def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:
@@ -187,7 +187,7 @@ def test_chunking_a_one_hour_file_keeps_peak_memory_flat(tmp_path):
     script = textwrap.dedent(
         f"""
         import resource
-        from tfaudio.audio import iter_chunks
+        from tfaudio.data.audio import iter_chunks
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         count = sum(1 for _ in iter_chunks({str(path)!r}, window=10.0, hop=5.0, sample_rate=16000))
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -4,15 +4,16 @@ export, the CLI and its figures; on ESC-10 when ../shared is present."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-
 from conftest import shared_path
-from tfaudio.cli import main
-from tfaudio.models.autoencoder_params import AutoencoderConfig, AutoencoderError
+
+from tfaudio.cli.main import main
+from tfaudio.models.autoencoder.config import AutoencoderConfig, AutoencoderError
 
 # Small enough to train in a couple of seconds on 80 one-second clips.
 TINY = AutoencoderConfig(patch_frames=32, num_mel_bins=32, filters=(8, 16), latent=16, epochs=3, batch_size=16)
@@ -28,14 +29,16 @@ def ae():
     from tfaudio.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from tfaudio.models import autoencoder
+    from tfaudio.models.autoencoder import export, model, patches, train
 
-    return autoencoder
+    # One namespace over the autoencoder's modules, as the tests below read them.
+    return SimpleNamespace(**{k: v for m in (model, patches, train, export) for k, v in vars(m).items()
+                              if not k.startswith("__")})
 
 
 @pytest.fixture(scope="module")
 def dataset(synth_data):
-    from tfaudio.data import load_dataset
+    from tfaudio.data.dataset import load_dataset
 
     return load_dataset(synth_data)
 
@@ -151,8 +154,8 @@ def test_too_few_clips_for_one_batch_is_a_clear_error(ae, dataset, synth_data, t
 
 
 def test_clips_shorter_than_a_patch_are_padded_and_trained_on(ae, tmp_path):
-    from tfaudio.data import load_dataset
-    from tfaudio.synth import SynthConfig, make_dataset
+    from tfaudio.data.dataset import load_dataset
+    from tfaudio.data.synth import SynthConfig, make_dataset
 
     short = load_dataset(make_dataset(tmp_path / "short", SynthConfig(clips_per_class=6, duration=0.15)))
     result = ae.train(short, None, AutoencoderConfig(**{**TINY.to_dict(), "epochs": 1, "batch_size": 8}))
@@ -170,7 +173,9 @@ def test_fit_autoencoder_trains_on_the_given_clips_only(ae, dataset, trained, mo
         seen.extend(int(i) for i in indices)
         return original(data, indices, *args, **kwargs)
 
-    monkeypatch.setattr(ae, "extract_patches", spy)
+    from tfaudio.models.autoencoder import train as train_module
+
+    monkeypatch.setattr(train_module, "extract_patches", spy)
     train_indices = np.flatnonzero(dataset.folds != 1)
     representation = ae.fit_autoencoder(dataset, train_indices, TINY)
     assert sorted(seen) == sorted(train_indices.tolist())
@@ -209,8 +214,8 @@ def test_save_and_load_give_the_same_embeddings(ae, trained, tmp_path):
 
 
 def test_saved_model_loads_through_the_registry_with_a_weights_digest(ae, saved, trained):
+    from tfaudio.assets import sha256_of
     from tfaudio.models import registry
-    from tfaudio.models.weights import sha256_of
 
     root, _ = saved
     lazy = registry.get(f"autoencoder:{root / 'model'}")
@@ -299,7 +304,8 @@ def test_export_serves_waveforms_to_embeddings(ae, saved, tmp_path):
 def test_esc10_fold1_error_halves_and_random_forest_beats_55_percent(ae):
     from sklearn.ensemble import RandomForestClassifier
 
-    from tfaudio.data import iter_batches, load_dataset
+    from tfaudio.data.batches import iter_batches
+    from tfaudio.data.dataset import load_dataset
 
     esc10 = load_dataset(shared_path("datasets", "esc10"))
     train_idx, test_idx = np.flatnonzero(esc10.folds != 1), np.flatnonzero(esc10.folds == 1)

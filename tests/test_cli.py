@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from tfaudio import __version__
-from tfaudio.cli import main
+from tfaudio.cli.main import main
 
 
 def run(*args: str):

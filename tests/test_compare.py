@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
-
 from browser import chromium, console_errors, open_page
+from click.testing import CliRunner
 from conftest import shared_path
-from tfaudio.cli import main
-from tfaudio.comparison import CompareConfig, CompareError, compare
+
+from tfaudio.cli.main import main
+from tfaudio.comparison.report import write_report
+from tfaudio.comparison.run import CompareConfig, CompareError, compare
 from tfaudio.models.base import FrameEmbeddings, Representation
 
 FAST = ("logreg", "rf")
@@ -77,7 +78,7 @@ def test_compare_on_generated_data_writes_a_consistent_report(synth_data, tmp_pa
     assert learned["mcnemar_p"].between(0, 1).all()
     assert ranking[ranking.representation == "handcrafted"]["mcnemar_p"].isna().all()
 
-    index = result.write_report(tmp_path / "report")
+    index = write_report(result, tmp_path / "report")
     out = index.parent
     assert {p.name for p in out.iterdir()} >= {"index.html", "report.md", "metrics.json", "predictions.csv", "timings.json"}
     metrics = json.loads((out / "metrics.json").read_text())
@@ -145,11 +146,11 @@ def test_strict_and_impossible_comparisons_fail_with_a_message(synth_data, tmp_p
 
 
 def test_baseline_alone_and_a_failing_autoencoder_are_reported_not_fatal(synth_data, monkeypatch):
-    from tfaudio.models import autoencoder
-    from tfaudio.models.autoencoder_params import AutoencoderError
+    from tfaudio.models.autoencoder import train as autoencoder
+    from tfaudio.models.autoencoder.config import AutoencoderError
 
     alone = compare(synth_data, _config(models=("handcrafted",)), log=lambda m: None)
-    from tfaudio.discussion import paragraphs
+    from tfaudio.comparison.discussion import paragraphs
 
     assert paragraphs(alone)[0].startswith("**Only the hand-crafted baseline was evaluated**")
 
@@ -171,7 +172,7 @@ def test_autoencoder_is_trained_per_split_once_and_reused(synth_data, tmp_path):
     second = compare(synth_data, config, log=second_log.append)
     assert sum("training on the 40 training clips" in m for m in first_log) == 2
     assert sum("model is cached" in m for m in second_log) == 2 and not any("training on" in m for m in second_log)
-    a, b = (r.write_report(tmp_path / n).parent / "metrics.json" for r, n in ((first, "a"), (second, "b")))
+    a, b = (write_report(r, tmp_path / n).parent / "metrics.json" for r, n in ((first, "a"), (second, "b")))
     assert a.read_bytes() == b.read_bytes()
     info = next(i for i in first.representations if i.name == "autoencoder")
     assert info.per_split and info.dim == 2 * 64  # mean+std of the 64-d bottleneck
@@ -180,7 +181,7 @@ def test_autoencoder_is_trained_per_split_once_and_reused(synth_data, tmp_path):
 
 def test_report_page_loads_offline_with_its_figures(synth_data, tmp_path):
     result = compare(synth_data, _config(), log=lambda m: None)
-    index = result.write_report(tmp_path / "report")
+    index = write_report(result, tmp_path / "report")
     assert "cdn.plot.ly" not in index.read_text().split("<script", 2)[1][:200]  # plotly.js inlined, not fetched
     with chromium() as driver:
         open_page(driver, index)
@@ -201,7 +202,7 @@ def test_fetch_from_a_local_server_writes_the_official_folds(tmp_path):
 
     import soundfile as sf
 
-    from tfaudio.fetch import SOURCES, FetchError, fetch, with_url
+    from tfaudio.data.fetch import SOURCES, FetchError, fetch, with_url
 
     archive = tmp_path / "ESC-50-master.zip"
     rows = ["filename,fold,target,category,esc10,src_file,take"]
@@ -232,7 +233,7 @@ def test_fetch_from_a_local_server_writes_the_official_folds(tmp_path):
     assert list(manifest.columns) == ["filename", "label", "fold", "group"]
     assert sorted(manifest.label.unique()) == ["dog", "rain"]  # the ESC-10 rows only
     assert all((folder / f).is_file() for f in manifest.filename)
-    from tfaudio.data import load_dataset
+    from tfaudio.data.dataset import load_dataset
 
     assert load_dataset(folder).folds is not None
     with pytest.raises(FetchError, match="unknown dataset"):
@@ -244,7 +245,7 @@ def test_speech_commands_layout_gets_speaker_folds_and_the_official_lists(tmp_pa
 
     import soundfile as sf
 
-    from tfaudio.fetch import SOURCES, speaker_fold
+    from tfaudio.data.fetch import SOURCES, speaker_fold
 
     source = tmp_path / "src"
     speakers = [f"{i:08x}" for i in range(12)]
@@ -293,7 +294,7 @@ def test_esc10_yamnet_beats_the_baseline_significantly(tmp_path, monkeypatch):
     assert result.run("yamnet", "logreg").metrics.accuracy >= 0.95
     assert result.winner.representation == "yamnet"
     assert result.winner_versus_baseline().p_value < 0.01
-    metrics = json.loads((result.write_report(tmp_path / "r").parent / "metrics.json").read_text())
+    metrics = json.loads((write_report(result, tmp_path / "r").parent / "metrics.json").read_text())
     assert "yamnet wins" in metrics["discussion"][0] and "significantly better" in metrics["discussion"][0]
 
 

@@ -1,4 +1,4 @@
-"""tfaudio.data: discovery, summaries, splits and the tf.data pipeline."""
+"""tfaudio.data: discovery, summaries, splits and decoded batches."""
 
 from __future__ import annotations
 
@@ -8,20 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tfaudio.data import (
-    DatasetError,
-    PipelineConfig,
-    SkippedFiles,
-    SplitError,
-    holdout,
-    iter_batches,
-    load_dataset,
-    make_splits,
-    predefined_folds,
-    stratified_kfold,
-    summarize,
-    tf_dataset,
-)
+from tfaudio.data.batches import iter_batches
+from tfaudio.data.dataset import DatasetError, load_dataset, summarize
+from tfaudio.data.splits import SplitError, holdout, make_splits, predefined_folds, stratified_kfold
 
 
 def write_clip(path, seconds=0.5, rate=16000, freq=440.0):
@@ -163,36 +152,6 @@ def test_iter_batches_skips_bad_files_or_fails_fast(folder_tree):
     assert all((b.lengths == 8000).all() for b in batches)
     with pytest.raises(Exception, match="broken.wav"):
         list(iter_batches(ds.clips, batch_size=5))
-
-
-def test_tf_dataset_batches_fixed_length_labelled_audio_and_skips_corrupt(folder_tree):
-    ds = load_dataset(folder_tree)
-    skipped = SkippedFiles()
-    config = PipelineConfig(duration=1.0, batch_size=4, cache=True)
-    pipeline = tf_dataset(ds, config=config, skipped=skipped)
-    waves, labels = [], []
-    for wave, label in pipeline:
-        waves.append(wave.numpy())
-        labels.append(label.numpy())
-    waves, labels = np.concatenate(waves), np.concatenate(labels)
-    assert waves.shape == (12, 16000) and waves.dtype == np.float32
-    assert np.all(waves[:, 8000:] == 0) and np.all(np.abs(waves[:, :8000]).max(axis=1) > 0.2)
-    expected = [ds.labels[i] for i, c in enumerate(ds.clips) if c.path.name != "broken.wav"]
-    assert list(labels) == expected
-    assert [p.path for p in skipped.problems] == [str(folder_tree / "dog" / "broken.wav")]
-    # The cache serves the second epoch without decoding again.
-    second = np.concatenate([w.numpy() for w, _ in pipeline])
-    np.testing.assert_array_equal(second, waves)
-    assert len(skipped.problems) == 1
-
-
-def test_tf_dataset_shuffle_is_seeded(synth_data):
-    ds = load_dataset(synth_data)
-    config = PipelineConfig(duration=0.1, batch_size=80, shuffle=True, seed=3)
-    first = next(iter(tf_dataset(ds, config=config)))[1].numpy()
-    again = next(iter(tf_dataset(ds, config=config)))[1].numpy()
-    np.testing.assert_array_equal(first, again)
-    assert not np.array_equal(first, ds.labels)
 
 
 def test_esc10_has_400_clips_in_10_classes_and_5_folds(esc10):

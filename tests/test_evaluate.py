@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfaudio.data import Split
-from tfaudio.evaluate import ClassifierSpec, bootstrap_ci, cross_validate, mcnemar, parse_params, score
+from tfaudio.comparison.classifiers import ClassifierSpec, cross_validate, parse_params
+from tfaudio.comparison.metrics import bootstrap_ci, mcnemar, score
+from tfaudio.data.splits import Split
 
 
 def _blobs(n_per_class=30, classes=3, dim=5, spread=0.3, seed=0):

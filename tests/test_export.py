@@ -22,12 +22,12 @@ TOLERANCE = 1e-5
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, synth_data):
     """small_cnn trained briefly on the generated data, exported with its TFLite twin."""
-    from tfaudio.train import train
+    from tfaudio.training import train
 
     mp = pytest.MonkeyPatch()
     mp.setenv("TFAUDIO_HOME", str(tmp_path_factory.mktemp("home")))
     # 8 windows per classifier call: the 30 s clip below goes through the network in 4 chunks
-    mp.setattr("tfaudio.export.WINDOW_CHUNK", 8)
+    mp.setattr("tfaudio.training.export.WINDOW_CHUNK", 8)
     out = tmp_path_factory.mktemp("saved_models") / "synth"
     try:
         result = train(
@@ -79,7 +79,7 @@ def test_layout_signature_and_metadata(exported):
 
 
 def test_short_and_long_clips_match_the_in_memory_model(exported):
-    from tfaudio.export import load
+    from tfaudio.training.export import load
 
     result, out = exported
     served = load(out)
@@ -101,7 +101,7 @@ def test_fresh_process_and_saved_model_cli_equal_in_memory(exported, tmp_path):
 
     script = (
         "import json, sys, numpy as np\n"
-        "from tfaudio.export import load\n"
+        "from tfaudio.training.export import load\n"
         "p, labels = load(sys.argv[1]).predict(np.load(sys.argv[2]))\n"
         "print(json.dumps({'p': p.tolist(), 'labels': labels}))\n"
     )
@@ -127,7 +127,7 @@ def test_fresh_process_and_saved_model_cli_equal_in_memory(exported, tmp_path):
 def test_tflite_agrees_with_the_savedmodel(exported):
     import tensorflow as tf
 
-    from tfaudio.export import load
+    from tfaudio.training.export import load
 
     _, out = exported
     path = out / "1" / "model.tflite"
@@ -143,7 +143,7 @@ def test_tflite_agrees_with_the_savedmodel(exported):
 
 
 def test_predict_command(exported, tmp_path):
-    from tfaudio.cli import main
+    from tfaudio.cli.main import main
 
     _, out = exported
     clips = _clips()
@@ -165,7 +165,7 @@ def test_predict_command(exported, tmp_path):
 
 
 def test_second_export_is_the_next_version(exported):
-    from tfaudio.export import export_savedmodel, resolve_version
+    from tfaudio.training.export import export_savedmodel, resolve_version
 
     result, out = exported
     second = export_savedmodel(result.classifier, result.metadata(), out)
@@ -177,7 +177,7 @@ def test_long_clips_go_through_the_classifier_in_bounded_chunks():
     max_windows) windows per call, and the same weighted average as one big call."""
     import tensorflow as tf
 
-    from tfaudio.export import serving_function
+    from tfaudio.training.export import serving_function
 
     n = 100
     recorded = []

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tfaudio.audio import AudioError
-from tfaudio.data import load_dataset, predefined_folds
-from tfaudio.handcrafted import ExtractConfig, HandcraftedParams, compute, extract, feature_names
+from tfaudio.data.audio import AudioError
+from tfaudio.data.dataset import load_dataset
+from tfaudio.data.splits import predefined_folds
+from tfaudio.models.handcrafted.extract import ExtractConfig, extract
+from tfaudio.models.handcrafted.model import HandcraftedParams, compute, feature_names
 
 
 def test_extract_matches_per_clip_computation_and_keeps_order(synth_data):

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfaudio import frontend
+from tfaudio.frontend import layers as frontend_layers
+from tfaudio.frontend import ops as frontend
 
 SR = 16000
 N_FFT, HOP, WIN = 512, 160, 400
@@ -72,7 +73,7 @@ def test_invalid_params_are_rejected():
 @pytest.mark.parametrize("samples", [100, 512, 513, 16000, 16159])
 def test_num_frames_matches_layer_and_librosa(center, samples):
     params = frontend.STFTParams(center=center)
-    frames = frontend.STFT(params)(np.zeros((1, samples), np.float32)).shape[1]
+    frames = frontend_layers.STFT(params)(np.zeros((1, samples), np.float32)).shape[1]
     assert frames == frontend.num_frames(samples, params)
     assert int(frontend.num_frames(tf.constant(samples), params)) == frames
     if samples >= N_FFT:  # librosa refuses shorter input when not centred
@@ -93,7 +94,7 @@ def test_frame_mask_counts_each_clips_frames():
 @pytest.mark.parametrize("power", [1.0, 2.0])
 def test_stft_matches_librosa(signal, center, window, power):
     params = frontend.STFTParams(center=center, window=window, power=power)
-    ours = _run(frontend.STFT(params), signal)
+    ours = _run(frontend_layers.STFT(params), signal)
     theirs = np.abs(librosa.stft(signal, **STFT_KW, window=window, center=center)).T ** power
     assert ours.shape == theirs.shape
     # float32 end to end against librosa's float64 windowing: 1e-5 of the peak.
@@ -136,7 +137,7 @@ def test_mel_scales_agree_with_librosa_conversions():
 
 
 def test_log_mel_db_matches_power_to_db(signal):
-    ours = _run(frontend.LogMel(librosa_mel_params()), signal)
+    ours = _run(frontend_layers.LogMel(librosa_mel_params()), signal)
     mel = librosa.feature.melspectrogram(y=signal, sr=SR, **STFT_KW, n_mels=64)
     theirs = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=80.0).T
     assert np.abs(ours - theirs).max() < 1e-3  # dB
@@ -144,14 +145,14 @@ def test_log_mel_db_matches_power_to_db(signal):
 
 def test_log_mel_natural_log_with_htk_mel(signal):
     params = librosa_mel_params(mel_scale="htk", norm=None, log="natural", log_offset=1e-6)
-    ours = _run(frontend.LogMel(params), signal)
+    ours = _run(frontend_layers.LogMel(params), signal)
     mel = librosa.feature.melspectrogram(y=signal, sr=SR, **STFT_KW, n_mels=64, htk=True, norm=None)
     assert np.abs(ours - np.log(mel.T + 1e-6)).max() < 1e-4  # nepers
 
 
 def test_top_db_clips_relative_to_the_loudest_valid_frame():
     loud_then_silent = np.concatenate([_tone(1000.0, 0.5), np.zeros(SR // 2, np.float32)])
-    db = _run(frontend.LogMel(librosa_mel_params()), loud_then_silent)
+    db = _run(frontend_layers.LogMel(librosa_mel_params()), loud_then_silent)
     assert db.max() - db.min() == pytest.approx(80.0, abs=1e-3)
 
 
@@ -160,7 +161,7 @@ def test_top_db_clips_relative_to_the_loudest_valid_frame():
 
 @pytest.fixture(scope="module")
 def mfcc_pair(signal):
-    ours = _run(frontend.MFCC(frontend.MFCCParams(mel=librosa_mel_params(), deltas=2)), signal)
+    ours = _run(frontend_layers.MFCC(frontend.MFCCParams(mel=librosa_mel_params(), deltas=2)), signal)
     theirs = librosa.feature.mfcc(y=signal, sr=SR, **STFT_KW, n_mels=64, n_mfcc=13)
     return ours, theirs
 
@@ -212,10 +213,10 @@ def test_savgol_coefficients_match_scipy():
 def test_mfcc_of_padded_clip_equals_clip_alone(signal):
     params = frontend.MFCCParams(mel=librosa_mel_params(), deltas=2)
     clip = signal[:11_111]
-    alone = _run(frontend.MFCC(params), clip)
+    alone = _run(frontend_layers.MFCC(params), clip)
     batch = np.zeros((2, len(signal)), np.float32)
     batch[0], batch[1, : len(clip)] = signal, clip
-    padded = frontend.MFCC(params)(batch, tf.constant([len(signal), len(clip)])).numpy()[1]
+    padded = frontend_layers.MFCC(params)(batch, tf.constant([len(signal), len(clip)])).numpy()[1]
     np.testing.assert_allclose(padded[: len(alone)], alone, atol=1e-4)
 
 
@@ -240,7 +241,7 @@ def test_descriptor_names():
 
 @pytest.fixture(scope="module")
 def descriptors(signal):
-    return _run(frontend.SpectralDescriptors(DESCRIPTORS), signal)
+    return _run(frontend_layers.SpectralDescriptors(DESCRIPTORS), signal)
 
 
 def test_centroid_bandwidth_flatness_rms_match_librosa(signal, descriptors, reference_magnitude):
@@ -278,7 +279,7 @@ def test_contrast_matches_librosa(descriptors, reference_magnitude):
 
 def test_zcr_matches_librosa_on_the_same_frames(signal):
     params = frontend.DescriptorParams(stft=frontend.STFTParams(center=False))
-    ours = _run(frontend.SpectralDescriptors(params), signal)[:, COLUMN["zcr"]]
+    ours = _run(frontend_layers.SpectralDescriptors(params), signal)[:, COLUMN["zcr"]]
     theirs = librosa.feature.zero_crossing_rate(
         signal, frame_length=N_FFT, hop_length=HOP, center=False
     )[0]
@@ -298,7 +299,7 @@ def test_zcr_centred_differs_from_librosa_only_in_edge_frames(signal, descriptor
 
 @pytest.mark.parametrize("freq", [440.0, 1000.0, 3000.0])
 def test_sine_descriptors(freq):
-    out = _run(frontend.SpectralDescriptors(DESCRIPTORS), _tone(freq))[3:-3]  # skip padded edges
+    out = _run(frontend_layers.SpectralDescriptors(DESCRIPTORS), _tone(freq))[3:-3]  # skip padded edges
     main_lobe = 2 * SR / WIN  # Hann main lobe half-width: 80 Hz
     np.testing.assert_allclose(out[:, COLUMN["centroid"]], freq, rtol=0.02)
     # A pure tone's spread is the window's, independent of freq: inside the main lobe.
@@ -315,7 +316,7 @@ def test_sine_descriptors(freq):
 
 def test_white_noise_is_flat():
     noise = np.random.default_rng(7).standard_normal(SR).astype(np.float32)
-    flatness = _run(frontend.SpectralDescriptors(DESCRIPTORS), noise)[:, COLUMN["flatness"]]
+    flatness = _run(frontend_layers.SpectralDescriptors(DESCRIPTORS), noise)[:, COLUMN["flatness"]]
     # Periodogram bins of white noise are exponential: E[log P] = log E[P] - Euler's gamma,
     # so geometric / arithmetic mean -> exp(-gamma) = 0.561 (librosa gives the same).
     assert flatness.mean() == pytest.approx(np.exp(-np.euler_gamma), abs=0.02)
@@ -324,17 +325,17 @@ def test_white_noise_is_flat():
 def test_silence_is_finite():
     silence = np.zeros((2, 8000), np.float32)
     layers = [
-        frontend.STFT(),
-        frontend.LogMel(),
-        frontend.LogMel(frontend.MelParams(log="natural")),
-        frontend.MFCC(frontend.MFCCParams(deltas=2)),
-        frontend.SpectralDescriptors(),
+        frontend_layers.STFT(),
+        frontend_layers.LogMel(),
+        frontend_layers.LogMel(frontend.MelParams(log="natural")),
+        frontend_layers.MFCC(frontend.MFCCParams(deltas=2)),
+        frontend_layers.SpectralDescriptors(),
     ]
     for layer in layers:
         out = layer(silence).numpy()
         assert np.isfinite(out).all(), type(layer).__name__
-    assert np.all(frontend.LogMel()(silence).numpy() == -100.0)  # 10 log10(amin)
-    desc = frontend.SpectralDescriptors()(silence).numpy()
+    assert np.all(frontend_layers.LogMel()(silence).numpy() == -100.0)  # 10 log10(amin)
+    desc = frontend_layers.SpectralDescriptors()(silence).numpy()
     np.testing.assert_allclose(desc[..., COLUMN["flatness"]], 1.0, rtol=1e-5)
     assert np.all(np.delete(desc, COLUMN["flatness"], axis=-1) == 0.0)
 
@@ -343,10 +344,10 @@ def test_silence_is_finite():
 
 
 ALL_LAYERS = [
-    frontend.STFT(frontend.STFTParams(center=True, window="hamming", power=2.0)),
-    frontend.LogMel(librosa_mel_params(mel_scale="htk", norm=None, log="natural")),
-    frontend.MFCC(frontend.MFCCParams(deltas=2, delta_width=5)),
-    frontend.SpectralDescriptors(frontend.DescriptorParams(rolloff_percent=0.9)),
+    frontend_layers.STFT(frontend.STFTParams(center=True, window="hamming", power=2.0)),
+    frontend_layers.LogMel(librosa_mel_params(mel_scale="htk", norm=None, log="natural")),
+    frontend_layers.MFCC(frontend.MFCCParams(deltas=2, delta_width=5)),
+    frontend_layers.SpectralDescriptors(frontend.DescriptorParams(rolloff_percent=0.9)),
 ]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfaudio import handcrafted
+from tfaudio.models.handcrafted import model as handcrafted
 
 SR = 16000
 PARAMS = handcrafted.HandcraftedParams()

@@ -19,8 +19,8 @@ from test_vggish import random_checkpoint
 from test_yamnet import chirp, randomize
 
 from tfaudio.models import hub as H
-from tfaudio.models import vggish as V
-from tfaudio.models import yamnet as Y
+from tfaudio.models.vggish import model as V
+from tfaudio.models.yamnet import model as Y
 
 SR = 16000
 

@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import shared_path
-from tfaudio.data import load_dataset
-from tfaudio.store import EmbeddingTable, EmbedStats
+
+from tfaudio.data.dataset import load_dataset
+from tfaudio.pipeline.local import EmbeddingTable, EmbedStats
 from tfaudio.viz import VizError, export_tables
 from tfaudio.viz.media import sprite
-from tfaudio.viz.projector import metadata_tsv, tensor_names
 from tfaudio.viz.points import align
+from tfaudio.viz.projector import metadata_tsv, tensor_names
 
 
 @pytest.fixture(autouse=True)
@@ -108,7 +108,7 @@ def test_nan_vectors_and_empty_sets_are_refused(synth_data, tmp_path):
 
 
 def test_cli_projector_prints_the_tensorboard_command(synth_data, viz_store, tmp_path):
-    from tfaudio.cli import main
+    from tfaudio.cli.main import main
 
     logdir = tmp_path / "runs" / "synth"
     args = ["projector", str(synth_data), "--model", "handcrafted", "--logdir", str(logdir), "--store", str(viz_store)]

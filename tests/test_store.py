@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from tfaudio.cli import main
-from tfaudio.data import load_dataset
+from tfaudio.cli.main import main
+from tfaudio.data.dataset import load_dataset
 from tfaudio.models import registry
 from tfaudio.models.base import FrameEmbeddings, Representation
-from tfaudio.store import FRAMES, EmbedConfig, EmbeddingStore, embed_dataset
+from tfaudio.pipeline.local import EmbedConfig, embed_dataset
+from tfaudio.store import FRAMES, EmbeddingStore
 
 
 class Counting(Representation):
@@ -136,7 +137,7 @@ def test_pooled_table_round_trips_through_parquet(synth_data, tmp_path):
 
 
 def test_handcrafted_through_the_registry_equals_the_named_baseline(synth_data, tmp_path):
-    from tfaudio.handcrafted import extract
+    from tfaudio.models.handcrafted.extract import extract
 
     ds = load_dataset(synth_data)
     model = registry.get("handcrafted")
@@ -169,7 +170,7 @@ def test_cached_and_up_to_date_runs_do_not_import_tensorflow(synth_data, tmp_pat
     assert first.exit_code == 0, first.output
     assert "0 cached, 80 computed" in first.output
     script = (
-        "import sys; from tfaudio.cli import main\n"
+        "import sys; from tfaudio.cli.main import main\n"
         "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
         "print('TF', 'tensorflow' in sys.modules)\nsys.exit(code)\n"
     )

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-
 from conftest import shared_path
-from tfaudio.data import load_dataset
+
+from tfaudio.data.dataset import load_dataset
 from tfaudio.training.config import AugmentConfig, TrainConfig, TrainingError
 from tfaudio.training.inputs import WaveAugmenter, check_classes, class_weights, validation_split
 
@@ -29,7 +29,7 @@ def _write(path: Path, seconds: float = 0.5, freq: float = 440.0):
 
 
 def _run_cli(*args):
-    from tfaudio.cli import main
+    from tfaudio.cli.main import main
 
     return CliRunner().invoke(main, [str(a) for a in args])
 
@@ -41,7 +41,7 @@ def test_one_class_is_refused_before_training(tmp_path):
     for i in range(3):
         _write(tmp_path / "data" / "dog" / f"{i}.wav")
     with pytest.raises(TrainingError, match="only one class \\('dog', 3 clips\\)"):
-        from tfaudio.train import train
+        from tfaudio.training import train
 
         train(tmp_path / "data", TrainConfig(), logdir=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()  # nothing was started
@@ -284,7 +284,7 @@ def test_run_writes_logs_curves_and_metrics(small_run):
 
 
 def test_same_seed_same_numbers(synth_data, tmp_path):
-    from tfaudio.train import train
+    from tfaudio.training import train
 
     config = TrainConfig(backbone="small_cnn", epochs=2, fine_tune_epochs=0, batch_size=16)
     first = train(synth_data, config, progress=False)
@@ -299,7 +299,7 @@ def test_speech_vs_noise_frozen_mobilenet_reaches_97_percent(monkeypatch):
     data = shared_path("datasets", "speech_commands")
     monkeypatch.setenv("KERAS_HOME", str(shared_path("models", "keras")))
     monkeypatch.setenv("TFAUDIO_OFFLINE", "1")
-    from tfaudio.train import train
+    from tfaudio.training import train
 
     dataset = load_dataset(data, group_column="speaker")
     result = train(dataset, TrainConfig(backbone="mobilenet_v2", epochs=15, fine_tune_epochs=1, patience=15), progress=False)
@@ -347,7 +347,7 @@ def test_native_size_with_a_short_duration_names_duration(synth_data, tmp_path):
 
 
 def test_classes_are_rechecked_after_decoding(tmp_path):
-    from tfaudio.train import train
+    from tfaudio.training import train
 
     for i in range(4):
         _write(tmp_path / "data" / "a" / f"{i}.wav", 0.2)
@@ -382,8 +382,8 @@ def test_never_finite_validation_loss_is_a_clear_error(tmp_path, monkeypatch):
 def test_long_clips_train_on_windows_and_metrics_describe_the_export(tmp_path):
     """Clips of 1-1.45 s, duration 0.3 s: the first 0.3 s of every clip is the same kind of noise,
     the class is only in what follows. The reported metrics must be the export's."""
-    from tfaudio.export import load
-    from tfaudio.train import train
+    from tfaudio.training import train
+    from tfaudio.training.export import load
 
     rng = np.random.default_rng(3)
     for label, freq in (("low", 300.0), ("high", 2500.0)):
@@ -402,7 +402,7 @@ def test_long_clips_train_on_windows_and_metrics_describe_the_export(tmp_path):
     assert m["train_clips"] == 16 and m["val_clips"] == 4 and m["train_windows"] > 3 * 16 and m["val_windows"] > 3 * 4
     served = load(out)
     dataset = load_dataset(tmp_path / "data")
-    from tfaudio.audio import load as load_audio
+    from tfaudio.data.audio import load as load_audio
 
     predicted = np.concatenate([served.predict(load_audio(dataset.clips[i].path, 16000))[0] for i in result.split.val])
     np.testing.assert_allclose(result.val_probabilities, predicted, atol=1e-5)

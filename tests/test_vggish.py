@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfaudio.models import vggish as V
-from tfaudio.models.weights import files_sha256
+from tfaudio.assets import files_sha256
+from tfaudio.models.vggish import model as V
 
 SR = 16000
 PARAMS = V.VggishParams()

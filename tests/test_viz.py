@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
-
 from browser import chromium, console_errors, open_page
+from click.testing import CliRunner
 from conftest import REPO, shared_path
-from tfaudio.data import Clip, Dataset, load_dataset
+
+from tfaudio.data.dataset import Clip, Dataset, load_dataset
 from tfaudio.models.base import FrameEmbeddings, Representation
-from tfaudio.store import EmbeddingTable, EmbedStats
+from tfaudio.pipeline.local import EmbeddingTable, EmbedStats
 from tfaudio.viz import (
     MediaConfig,
     ProjectionConfig,
@@ -90,8 +90,8 @@ def test_shrink_averages_blocks_and_repeats_cells():
 
 
 def test_log_mel_image_of_a_tone_peaks_in_its_band():
-    from tfaudio.frontend import mel_filterbank, num_frames
-    from tfaudio.params import MelParams
+    from tfaudio.frontend.ops import mel_filterbank, num_frames
+    from tfaudio.frontend.params import MelParams
     from tfaudio.viz.media import log_mel_images
 
     t = np.arange(16000) / 16000
@@ -182,7 +182,7 @@ def test_bad_input_gets_a_clear_message(tmp_path, labels, vectors, message):
 def cli_page(synth_data, viz_store, tmp_path_factory):
     """`tfaudio visualize` over the generated clips: t-SNE of the hand-crafted features with a
     perplexity too large for 80 clips."""
-    from tfaudio.cli import main
+    from tfaudio.cli.main import main
 
     out = tmp_path_factory.mktemp("page") / "synth.html"
     args = ["visualize", str(synth_data), "--model", "handcrafted", "--method", "tsne", "--perplexity", "500",
@@ -390,7 +390,7 @@ def _write_clips(folder: Path, names: list[str]) -> Path:
     ids=["two clips", "one class", "umap missing"],
 )
 def test_cli_bad_input_is_one_line(tmp_path, viz_store, monkeypatch, names, extra, message):
-    from tfaudio.cli import main
+    from tfaudio.cli.main import main
 
     monkeypatch.setitem(sys.modules, "umap", None)
     data = _write_clips(tmp_path / "data", names)
@@ -402,7 +402,7 @@ def test_cli_bad_input_is_one_line(tmp_path, viz_store, monkeypatch, names, extr
 
 
 def test_cli_refuses_a_non_html_out_and_unknown_models(tmp_path, synth_data):
-    from tfaudio.cli import main
+    from tfaudio.cli.main import main
 
     result = CliRunner().invoke(main, ["visualize", str(synth_data), "--model", "handcrafted", "--out", str(tmp_path / "p.png")])
     assert result.exit_code == 2 and "must end in .html" in result.output

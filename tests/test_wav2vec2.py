@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfaudio.models import wav2vec2 as W
+from tfaudio.models.wav2vec2 import model as W
+from tfaudio.models.wav2vec2.config import Preprocessing, Wav2Vec2Params
 
 SR = 16000
 TINY = dict(  # 80 samples per frame, 85-sample receptive field, 2 layers of width 32
@@ -114,9 +115,10 @@ def test_import_is_lazy_and_keras3_survives_loading(tiny):
     script = textwrap.dedent(
         f"""
         import os, sys
-        import tfaudio.models.wav2vec2 as W
+        from tfaudio.models.wav2vec2 import model as W
+        from tfaudio.models.wav2vec2.config import Wav2Vec2Params
         assert "transformers" not in sys.modules, "importing the module imported transformers"
-        rep = W.Wav2Vec2(W.Wav2Vec2Params(model={str(tiny["group"])!r}))
+        rep = W.Wav2Vec2(Wav2Vec2Params(model={str(tiny["group"])!r}))
         assert "transformers" in sys.modules
         assert "TF_USE_LEGACY_KERAS" not in os.environ, os.environ["TF_USE_LEGACY_KERAS"]
         import keras, numpy as np, tensorflow as tf
@@ -164,7 +166,7 @@ def test_normalization_matches_the_feature_extractor(hf):
 
 def test_preprocessor_config_is_read_and_defaults_warn(tiny, tmp_path):
     resolved = W.resolve_model(str(tiny["group"]))
-    assert W.read_preprocessing(resolved) == W.Preprocessing(source=str(tiny["group"] / "preprocessor_config.json"))
+    assert W.read_preprocessing(resolved) == Preprocessing(source=str(tiny["group"] / "preprocessor_config.json"))
     bare = tmp_path / "bare"
     shutil.copytree(tiny["group"], bare)
     settings = json.loads((bare / "preprocessor_config.json").read_text())
@@ -225,7 +227,7 @@ def test_padding_without_a_mask_would_change_a_group_norm_model(reps):
 
 @pytest.mark.parametrize("kind", ["group", "layer"])
 def test_long_inputs_run_in_windows(tiny, kind):
-    rep = W.Wav2Vec2(W.Wav2Vec2Params(model=str(tiny[kind])))  # 10 s windows
+    rep = W.Wav2Vec2(Wav2Vec2Params(model=str(tiny[kind])))  # 10 s windows
     clip = chirp(25.0)
     out = rep.frames(*batch(clip, chirp(0.5)))
     windows = [clip[: 10 * SR], clip[10 * SR : 20 * SR], clip[20 * SR :]]
@@ -333,7 +335,7 @@ def network_calls(monkeypatch):
 def test_loads_from_the_cache_without_the_network(hub_cache, network_calls, reps, monkeypatch, offline):
     if offline:
         monkeypatch.setenv(offline, "1")
-    rep = W.Wav2Vec2(W.Wav2Vec2Params(model=HUB_ID, window_seconds=2.0))
+    rep = W.Wav2Vec2(Wav2Vec2Params(model=HUB_ID, window_seconds=2.0))
     if offline:
         assert network_calls == []
     else:  # the hub probe was refused, so the cache was used
@@ -363,9 +365,10 @@ def test_a_missing_model_fails_fast_and_says_how_to_fill_the_cache(hub_cache, ne
 
 
 def test_registry_names_load_local_models_and_embed_through_the_store(tiny, synth_data, tmp_path):
-    from tfaudio.data import load_dataset
+    from tfaudio.data.dataset import load_dataset
     from tfaudio.models import registry
-    from tfaudio.store import EmbeddingStore, embed_dataset
+    from tfaudio.pipeline.local import embed_dataset
+    from tfaudio.store import EmbeddingStore
 
     model = registry.get("wav2vec2", weights_path=str(tiny["group"]))
     assert model.name == "wav2vec2" and model.dim == 32

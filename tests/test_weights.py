@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import shared_path
 
-from tfaudio.models import weights as W
+from tfaudio import assets as W
 
 PAYLOAD = os.urandom(300_000)  # random bytes; they arrive over several socket reads
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()

@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 from conftest import shared_path
 
-from tfaudio.models import yamnet as Y
 from tfaudio.models.base import pool
+from tfaudio.models.yamnet import model as Y
 
 SR = 16000
 PARAMS = Y.YamnetParams()
@@ -288,7 +288,8 @@ def test_shared_weights_load_into_every_variable(pretrained, class_names):
 @pytest.mark.shared
 @pytest.mark.slow
 def test_speech_commands_top1_is_speech(pretrained, class_names):
-    from tfaudio.data import iter_batches, load_dataset
+    from tfaudio.data.batches import iter_batches
+    from tfaudio.data.dataset import load_dataset
 
     dataset = load_dataset(shared_path("datasets", "speech_commands"))
     top = np.empty(len(dataset), np.int64)
@@ -306,8 +307,8 @@ def test_speech_commands_top1_is_speech(pretrained, class_names):
 @pytest.fixture(scope="module")
 def esc10_first_patch():
     """The first 0.975 s (one YAMNet patch) of every ESC-10 clip: float32 [400, 15600]."""
-    from tfaudio.audio import load
-    from tfaudio.data import load_dataset
+    from tfaudio.data.audio import load
+    from tfaudio.data.dataset import load_dataset
 
     dataset = load_dataset(shared_path("datasets", "esc10"))
     return np.stack([load(clip.path, SR)[: PARAMS.patch_samples] for clip in dataset.clips])
@@ -354,7 +355,8 @@ def test_agrees_with_tfhub_tflite(pretrained, esc10_first_patch):
 @pytest.fixture(scope="module")
 def esc10_embeddings(pretrained):
     """Mean-pooled embeddings of all 400 ESC-10 clips: (dataset, float32 [400, 1024])."""
-    from tfaudio.data import iter_batches, load_dataset
+    from tfaudio.data.batches import iter_batches
+    from tfaudio.data.dataset import load_dataset
 
     dataset = load_dataset(shared_path("datasets", "esc10"))
     vectors = np.empty((len(dataset), 1024), np.float32)

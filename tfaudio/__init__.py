@@ -5,8 +5,9 @@ __version__ = "0.1.0"
 # Public functions imported on first use, so `import tfaudio` stays light (no TensorFlow,
 # scikit-learn or plotting until one is called).
 _LAZY = {
-    "compare": ("tfaudio.comparison", "compare"),
-    "CompareConfig": ("tfaudio.comparison", "CompareConfig"),
+    "compare": ("tfaudio.comparison.run", "compare"),
+    "CompareConfig": ("tfaudio.comparison.config", "CompareConfig"),
+    "write_report": ("tfaudio.comparison.report", "write_report"),
     "visualize": ("tfaudio.viz", "visualize"),
     "export_projector": ("tfaudio.viz", "export_projector"),
 }

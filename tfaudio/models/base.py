@@ -9,9 +9,12 @@ examples, Wav2Vec2 hidden states or hand-crafted statistics is the backend's bus
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from tfaudio.quiet import import_tensorflow_quietly
 
 #: How frame embeddings can be reduced to one vector per clip.
 POOLING = ("mean", "max", "mean+std")
@@ -108,3 +111,49 @@ class Representation(abc.ABC):
 
     def pooled_dim(self, pooling: str) -> int:
         return 2 * self.dim if pooling == "mean+std" else self.dim
+
+
+class ModelUnavailable(Exception):
+    """A representation that cannot be loaded here (e.g. weights missing while offline)."""
+
+
+class LazyRepresentation(Representation):
+    """A representation known by its identity, built by `load` on first use.
+
+    source: where its weights are (a path, a handle) or "computed" for the baseline.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        sample_rate: int,
+        frame_hop_seconds: float,
+        dim: int,
+        identity: dict,
+        load: Callable[[], Representation],
+        source: str,
+        default_pooling: str = "mean",
+    ):
+        self.name = name
+        self.sample_rate = sample_rate
+        self.frame_hop_seconds = frame_hop_seconds
+        self.dim = dim
+        self.default_pooling = default_pooling
+        self.source = source
+        self._identity = identity
+        self._load = load
+        self._model: Representation | None = None
+
+    def loaded(self) -> Representation:
+        """The backend itself (built once, on first call)."""
+        if self._model is None:
+            import_tensorflow_quietly()
+            self._model = self._load()
+        return self._model
+
+    def frames(self, waveforms, lengths) -> FrameEmbeddings:
+        return self.loaded().frames(waveforms, lengths)
+
+    def identity(self) -> dict:
+        return self._identity

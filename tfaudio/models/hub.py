@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from tfaudio.assets import files_sha256, is_offline, reachable, tfhub_cache_path
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
-from tfaudio.models.vggish import load_pca_params, postprocess
-from tfaudio.models.weights import files_sha256, is_offline, reachable, tfhub_cache_path
+from tfaudio.models.vggish.model import load_pca_params, postprocess
 
 TFHUB_YAMNET = "https://tfhub.dev/google/yamnet/1"
 TFHUB_VGGISH = "https://tfhub.dev/google/vggish/1"

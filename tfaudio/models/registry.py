@@ -11,55 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tfaudio.models import weights
-from tfaudio.models.base import FrameEmbeddings, Representation
+from tfaudio import assets as weights
+from tfaudio.models.base import LazyRepresentation, ModelUnavailable, Representation
 from tfaudio.quiet import import_tensorflow_quietly
-
-
-class ModelUnavailable(Exception):
-    """A representation that cannot be loaded here (e.g. weights missing while offline)."""
-
-
-class LazyRepresentation(Representation):
-    """A representation known by its identity, built by `load` on first use.
-
-    source: where its weights are (a path, a handle) or "computed" for the baseline.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        sample_rate: int,
-        frame_hop_seconds: float,
-        dim: int,
-        identity: dict,
-        load: Callable[[], Representation],
-        source: str,
-        default_pooling: str = "mean",
-    ):
-        self.name = name
-        self.sample_rate = sample_rate
-        self.frame_hop_seconds = frame_hop_seconds
-        self.dim = dim
-        self.default_pooling = default_pooling
-        self.source = source
-        self._identity = identity
-        self._load = load
-        self._model: Representation | None = None
-
-    def loaded(self) -> Representation:
-        """The backend itself (built once, on first call)."""
-        if self._model is None:
-            import_tensorflow_quietly()
-            self._model = self._load()
-        return self._model
-
-    def frames(self, waveforms, lengths) -> FrameEmbeddings:
-        return self.loaded().frames(waveforms, lengths)
-
-    def identity(self) -> dict:
-        return self._identity
 
 
 @dataclass(frozen=True)
@@ -81,12 +35,12 @@ def _resolve(spec: weights.WeightsFile, explicit, offline) -> str:
 
 
 def _handcrafted(source: str) -> Representation:
-    from tfaudio.params import HandcraftedParams, frame_feature_names, handcrafted_identity
+    from tfaudio.models.handcrafted.config import HandcraftedParams, frame_feature_names, handcrafted_identity
 
     params = HandcraftedParams()
 
     def load():
-        from tfaudio.handcrafted import HandcraftedRepresentation
+        from tfaudio.models.handcrafted.model import HandcraftedRepresentation
 
         return HandcraftedRepresentation(params)
 
@@ -103,12 +57,12 @@ def _handcrafted(source: str) -> Representation:
 
 
 def _yamnet(source: str) -> Representation:
-    from tfaudio.models.yamnet_params import YamnetParams, yamnet_identity
+    from tfaudio.models.yamnet.config import YamnetParams, yamnet_identity
 
     params = YamnetParams()
 
     def load():
-        from tfaudio.models.yamnet import YamnetRepresentation
+        from tfaudio.models.yamnet.model import YamnetRepresentation
 
         return YamnetRepresentation(source, params)
 
@@ -126,7 +80,7 @@ def _yamnet(source: str) -> Representation:
 def _vggish(source: str) -> Representation:
     # VGGish's identity needs its params class, which lives with the network: built eagerly.
     import_tensorflow_quietly()
-    from tfaudio.models.vggish import Vggish
+    from tfaudio.models.vggish.model import Vggish
 
     model = Vggish(source)
     model.source = source
@@ -137,7 +91,9 @@ def _hugging_face(source: str, generic: bool = False) -> Representation:
     """Wav2Vec2 (generic=False) or any TF audio encoder taking input_values (generic=True)."""
     # Loading reads the model's files (and their digests), so it happens here, not lazily.
     import_tensorflow_quietly()
-    from tfaudio.models.wav2vec2 import HFAudioEncoder, ModelFilesError, Wav2Vec2, Wav2Vec2Params
+    from tfaudio.models.wav2vec2.config import Wav2Vec2Params
+    from tfaudio.models.wav2vec2.files import ModelFilesError
+    from tfaudio.models.wav2vec2.model import HFAudioEncoder, Wav2Vec2
 
     try:
         model = (HFAudioEncoder if generic else Wav2Vec2)(Wav2Vec2Params(model=source))
@@ -236,7 +192,7 @@ def get(name: str, *, weights_path: str | None = None, offline: bool | None = No
     if name.startswith("hf:"):
         return _hugging_face(name[len("hf:") :], generic=True)
     if name.startswith("autoencoder:"):
-        from tfaudio.models.autoencoder_params import saved_representation
+        from tfaudio.models.autoencoder.saved import saved_representation
 
         return saved_representation(name[len("autoencoder:") :])
     if name not in _BUILTIN:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tfaudio.models import weights as weights_module
+from tfaudio import assets as weights_module
 from tfaudio.training.config import TrainConfig, TrainingError
 
 MOBILENET_SIZE = (224, 224)
@@ -128,7 +128,7 @@ def _spec_augment(config: TrainConfig):
 
 def _log_mel_front(config: TrainConfig, waveform):
     """waveform KerasTensor -> standardized (and in training, masked) log-mel [batch, frames, bins]."""
-    from tfaudio.frontend import LogMel
+    from tfaudio.frontend.layers import LogMel
     from tfaudio.training.layers import Standardize
 
     x = LogMel(config.frontend_config.mel_params(), name="log_mel")(waveform)
@@ -179,8 +179,8 @@ def build(config: TrainConfig, num_classes: int, num_samples: int, weights_path:
         head = _head((features.shape[-1],), num_classes, config.dropout, conv=False)
         max_unfreeze = MOBILENET_STAGES
     elif config.backbone == "yamnet":
-        from tfaudio.models import yamnet
-        from tfaudio.models.weights import WeightsError
+        from tfaudio.assets import WeightsError
+        from tfaudio.models.yamnet import model as yamnet
         from tfaudio.training.layers import YamnetPooled
 
         network = yamnet.build_network()

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfaudio.params import MelParams, STFTParams
+from tfaudio.frontend.params import MelParams, STFTParams
 
 BACKBONES = ("mobilenet_v2", "yamnet", "small_cnn")
 AUGMENTATIONS = ("gain", "shift", "specaugment", "noise")

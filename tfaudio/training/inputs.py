@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tfaudio.audio import AUDIO_EXTENSIONS, AudioError, info, load
-from tfaudio.data import Dataset, Problem, SplitError, holdout
+from tfaudio.data.audio import AUDIO_EXTENSIONS, AudioError, info, load
+from tfaudio.data.dataset import Dataset, Problem
+from tfaudio.data.splits import SplitError, holdout
 from tfaudio.training.config import AugmentConfig, TrainConfig, TrainingError
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfaudio.models import yamnet as yamnet_module
-from tfaudio.models.yamnet_params import YamnetParams
+from tfaudio.models.yamnet import model as yamnet_module
+from tfaudio.models.yamnet.config import YamnetParams
 
 
 @keras.saving.register_keras_serializable(package="tfaudio")

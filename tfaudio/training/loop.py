@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfaudio.data import Dataset, Problem, load_dataset
+from tfaudio.data.dataset import Dataset, Problem, load_dataset
 from tfaudio.quiet import import_tensorflow_quietly
 from tfaudio.training.config import TrainConfig, TrainingError
 from tfaudio.training.inputs import (
@@ -76,13 +76,13 @@ class TrainResult:
 
     def metadata(self) -> dict:
         """JSON-ready description stored beside the exported model."""
-        from tfaudio.params import params_to_dict
+        from tfaudio.frontend.params import params_to_dict
 
         front = self.config.frontend_config
         if front is not None:
             frontend = {"kind": "log_mel", "standardize": "per example", **params_to_dict(front.mel_params())}
         else:
-            from tfaudio.models.yamnet_params import YamnetParams
+            from tfaudio.models.yamnet.config import YamnetParams
 
             frontend = {"kind": "yamnet", **params_to_dict(YamnetParams())}
         return {
@@ -427,7 +427,7 @@ def train(
 
         shutil.rmtree(scratch, ignore_errors=True)
     if out is not None:
-        from tfaudio.export import export_savedmodel, export_tflite
+        from tfaudio.training.export import export_savedmodel, export_tflite
 
         result.export_dir = export_savedmodel(result.classifier, result.metadata(), out)
         if tflite:
@@ -464,7 +464,7 @@ def serve_clips(classifier, class_names, num_samples: int, clips: list[np.ndarra
     on each whole clip; clips of equal length go together, batch_size at a time."""
     import tensorflow as tf
 
-    from tfaudio.export import serving_function
+    from tfaudio.training.export import serving_function
 
     serve = tf.function(
         serving_function(classifier, class_names, num_samples), input_signature=[tf.TensorSpec([None, None], tf.float32)]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tfaudio.viz.media import MediaConfig
 from tfaudio.viz.points import PointSet, VizError, VizWarning, align, as_dataset, check_for_plot, embed_tables
-from tfaudio.viz.projection import ProjectionConfig, Projection
+from tfaudio.viz.projection import Projection, ProjectionConfig
 from tfaudio.viz.projector import ProjectorExport, write_projector
 from tfaudio.viz.separability import Separability, SeparabilityConfig
 

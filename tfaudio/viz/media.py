@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import base64
 import io
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from tfaudio.data import Clip, iter_batches
+from tfaudio.data.batches import iter_batches
+from tfaudio.data.dataset import Clip
 from tfaudio.viz.points import VizError
 
 #: The thumbnail and page audio rate: what every built-in model hears.
@@ -76,8 +77,9 @@ def log_mel_images(waveforms: np.ndarray, lengths: np.ndarray, top_db: float = 8
     from tfaudio.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from tfaudio.frontend import LogMel, num_frames
-    from tfaudio.params import MelParams
+    from tfaudio.frontend.layers import LogMel
+    from tfaudio.frontend.ops import num_frames
+    from tfaudio.frontend.params import MelParams
 
     params = MelParams()
     log_mel = np.asarray(LogMel(params)(waveforms, lengths))  # [batch, frames, 64], dB
@@ -146,7 +148,7 @@ def render_clips(
 ) -> ClipMedia:
     """Decode the first `config.max_seconds` of each clip once and make its log-mel image and
     (when with_audio) its OGG audio. A clip that fails to decode gets None for both."""
-    from tfaudio.audio import resample
+    from tfaudio.data.audio import resample
 
     images: list[np.ndarray | None] = [None] * len(clips)
     audio: list[bytes | None] = [None] * len(clips)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfaudio.data import Clip, Dataset, Problem
+from tfaudio.data.dataset import Clip, Dataset, Problem
 
 #: Fewest clips a 2-D projection and its figures make sense for.
 MIN_CLIPS = 3
@@ -60,7 +60,7 @@ class PointSet:
 
 def as_dataset(data, *, group_column: str | None = None) -> Dataset:
     """A Dataset from a Dataset, a folder / manifest path, or a sequence of (label, file) pairs."""
-    from tfaudio.data import DatasetError, load_dataset
+    from tfaudio.data.dataset import DatasetError, load_dataset
 
     if isinstance(data, Dataset):
         return data
@@ -158,7 +158,8 @@ def embed_tables(
     from tqdm import tqdm
 
     from tfaudio.models.registry import get
-    from tfaudio.store import EmbedConfig, EmbeddingStore, embed_dataset
+    from tfaudio.pipeline.local import EmbedConfig, embed_dataset
+    from tfaudio.store import EmbeddingStore
 
     if not models:
         raise VizError("no representation given: name at least one model (e.g. yamnet)")

@@ -104,10 +104,9 @@ def write_projector(
     """Write the projector folder for `points` (see the module docstring)."""
     import sys
 
+    from google.protobuf import text_format
     from tensorboard.plugins.projector import ProjectorConfig
     from tqdm import tqdm
-
-    from google.protobuf import text_format
 
     if not points.clips:
         raise VizError("no clip could be embedded, so there is nothing to export")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfaudio.data import Dataset
+from tfaudio.data.dataset import Dataset
 from tfaudio.viz.points import VizError
 
 
@@ -105,7 +105,7 @@ def measure(
     scaling: str = "standard",
 ) -> Separability:
     """vectors float [clips, dim] and coords float [clips, 2] of `dataset`'s clips (same order)."""
-    from tfaudio.data import SplitError, make_splits
+    from tfaudio.data.splits import SplitError, make_splits
     from tfaudio.viz.projection import scale
 
     labels = dataset.labels

@@ -1,0 +1,5 @@
+"""`python -m tfaudio.cli` runs the `tfaudio` command."""
+
+from tfaudio.cli.main import main
+
+main()

@@ -1,0 +1,163 @@
+"""`tfaudio autoencoder`: train a log-mel autoencoder on your clips, look at it, export its encoder."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from tfaudio.models.autoencoder.config import AutoencoderConfig, AutoencoderError
+
+_DEFAULTS = AutoencoderConfig()
+
+
+def _errors(command):
+    """The CLI's friendly errors, plus the autoencoder's own, as one-line messages."""
+    from tfaudio.cli.common import friendly_errors as _friendly_errors
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except AutoencoderError as err:
+            raise click.ClickException(str(err)) from None
+
+    return _friendly_errors(wrapper)
+
+
+@click.group()
+def autoencoder():
+    """A convolutional autoencoder over log-mel patches, learned from your own clips (no labels,
+    no pretrained weights). Its bottleneck is a representation: `--model autoencoder:FOLDER`
+    in `tfaudio embed` and the other commands."""
+
+
+@autoencoder.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the model, its record and figures (e.g. saved_models/esc10-ae).")
+@click.option("--latent", default=_DEFAULTS.latent, show_default=True, help="Bottleneck size.")
+@click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, help="Most epochs (early stopping may end sooner).")
+@click.option("--patch-frames", default=_DEFAULTS.patch_frames, show_default=True,
+              help="10 ms frames per patch; a multiple of 8.")
+@click.option("--patch-hop", type=int, help="Frames between patches (default: half a patch).")
+@click.option("--batch-size", default=_DEFAULTS.batch_size, show_default=True, help="Patches per step.")
+@click.option("--learning-rate", default=_DEFAULTS.learning_rate, show_default=True)
+@click.option("--patience", default=_DEFAULTS.patience, show_default=True, help="Epochs without improvement before stopping.")
+@click.option("--val-fraction", default=_DEFAULTS.val_fraction, show_default=True,
+              help="Share of the clips held out for early stopping.")
+@click.option("--fold", "folds", multiple=True, type=int,
+              help="Train only on clips of this manifest fold (repeat), e.g. to keep a test fold unseen.")
+@click.option("--logdir", type=click.Path(file_okay=False, path_type=Path), help="TensorBoard logs (e.g. runs/esc10-ae).")
+@click.option("--seed", default=_DEFAULTS.seed, show_default=True, help="Same seed, same model and embeddings.")
+@click.option("--max-duration", type=float, help="Use at most this many seconds of each clip.")
+@click.option("--examples-per-class", default=2, show_default=True, help="Clips per class in the reconstruction figure.")
+@click.option("--group-column", help="Manifest column that groups clips (default: 'group' when present).")
+@click.option("--strict", is_flag=True, help="Stop at the first unreadable file instead of skipping it.")
+@_errors
+def train(data, out, latent, epochs, patch_frames, patch_hop, batch_size, learning_rate, patience, val_fraction,
+          folds, logdir, seed, max_duration, examples_per_class, group_column, strict):
+    """Train the autoencoder on DATA's clips; save it and its figures in OUT.
+
+    Writes OUT/autoencoder.weights.h5, OUT/autoencoder.json (config, weights digest, history,
+    errors per class) and OUT/figures/ (reconstructions, error per class and loss curves as PNG,
+    all three in autoencoder.html)."""
+    config = AutoencoderConfig(
+        latent=latent, epochs=epochs, patch_frames=patch_frames, patch_hop_frames=patch_hop, batch_size=batch_size,
+        learning_rate=learning_rate, patience=patience, val_fraction=val_fraction, seed=seed, max_duration=max_duration,
+    )
+    from tfaudio.cli.common import progress as _progress
+    from tfaudio.data.dataset import load_dataset
+    from tfaudio.quiet import import_tensorflow_quietly
+
+    dataset = load_dataset(data, group_column=group_column)
+    indices = None
+    if folds:
+        if dataset.folds is None:
+            raise click.BadParameter(f"{data} has no fold column, so --fold cannot pick clips", param_hint="--fold")
+        import numpy as np
+
+        indices = np.flatnonzero(np.isin(dataset.folds, folds))
+        if not len(indices):
+            raise click.BadParameter(f"no clip is in fold(s) {list(folds)}; folds are {sorted(set(dataset.folds))}",
+                                     param_hint="--fold")
+    import_tensorflow_quietly()
+    from tqdm import tqdm
+
+    from tfaudio.models.autoencoder import plots as autoencoder_plots
+    from tfaudio.models.autoencoder.train import save
+    from tfaudio.models.autoencoder.train import train as train_autoencoder
+
+    total = len(dataset) if indices is None else len(indices)
+    with _progress(total, "log-mel patches") as bar:
+        epochs_bar = None
+
+        def on_epoch(epoch, logs):
+            nonlocal epochs_bar
+            if epoch == 0:  # decoding is done, training starts
+                bar.close()
+                epochs_bar = tqdm(total=config.epochs, desc="training", unit="epoch", file=sys.stderr, dynamic_ncols=True)
+                return
+            epochs_bar.update(1)
+            epochs_bar.set_postfix(mse=f"{logs.get('masked_mse', 0):.4f}", val=f"{logs.get('val_masked_mse', 0):.4f}")
+
+        try:
+            result = train_autoencoder(dataset, indices, config, logdir=logdir, progress=bar.update, on_epoch=on_epoch, strict=strict)
+        finally:
+            if epochs_bar is not None:
+                epochs_bar.close()
+    figures = autoencoder_plots.write_figures(result, dataset, out / "figures", examples_per_class,
+                                              title=f"Autoencoder on {dataset.root.name}")
+    facts = {
+        "data": str(dataset.root if dataset.source == "folders" else dataset.source),
+        "folds": list(folds) or None,
+        "skipped": [[p.path, p.reason] for p in result.skipped],
+        "figures": figures,
+    }
+    save(result, out, facts)
+    val = result.history["val_masked_mse"]
+    for problem in result.skipped:
+        click.echo(f"skipped {problem.path}: {problem.reason}", err=True)
+    click.echo(
+        f"trained on {len(result.train_clips)} clips ({len(result.val_clips)} held out for validation), "
+        f"{len(result.history['loss'])} epochs; kept epoch {result.best_epoch}"
+    )
+    click.echo(
+        f"validation masked MSE {val[0]:.4f} after epoch 1 -> {val[result.best_epoch - 1]:.4f} "
+        f"({100 * result.val_drop:.0f} % lower)"
+    )
+    click.echo(f"model    {out}  (use it as --model autoencoder:{out})")
+    click.echo(f"figures  {out / 'figures' / 'autoencoder.html'} and PNGs beside it")
+    if logdir is not None:
+        click.echo(f"logs     tensorboard --logdir {logdir}")
+
+
+@autoencoder.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="SavedModel folder to write.")
+@_errors
+def export(model_dir, out):
+    """Export the encoder as a SavedModel: waveform in, embedding out.
+
+    The encoder of MODEL_DIR (a folder written by `train`) with its log-mel front end:
+    waveform float32 [batch, samples] at 16 kHz in, embedding [batch, 2 * latent] out (mean
+    and standard deviation over the clip's patches, as `autoencoder:PATH` embeds), plus
+    embedding_mean [batch, latent]. The export is reloaded and checked against the model."""
+    from tfaudio.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from tfaudio.models.autoencoder.config import DEFAULT_POOLING
+    from tfaudio.models.autoencoder.export import check_export, export_encoder
+    from tfaudio.models.autoencoder.model import load_representation
+
+    representation = load_representation(model_dir)
+    export_encoder(representation.model, out)
+    difference = check_export(representation, out)
+    click.echo(
+        f"exported {model_dir} -> {out} (signatures serving_default(waveform), with_lengths(waveform, lengths); "
+        f"outputs embedding [batch, {representation.pooled_dim(DEFAULT_POOLING)}] ({DEFAULT_POOLING} over "
+        f"patches), embedding_mean [batch, {representation.dim}], frames, patch_mask); "
+        f"reloaded: largest difference from the in-process encoder {difference:.1e}"
+    )

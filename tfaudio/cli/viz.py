@@ -1,0 +1,123 @@
+"""`tfaudio visualize` and `tfaudio projector`: look at representations."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
+
+import click
+
+_MODEL_HELP = "handcrafted, yamnet, vggish, wav2vec2, hub:<handle or folder>, hf:<id or folder>; repeat for several."
+
+
+def _viz_errors(command):
+    """Errors a user can cause become one-line messages (no stack trace); adjustments
+    (VizWarning) are printed as one 'warning:' line each on stderr."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from tfaudio.data.audio import AudioError
+        from tfaudio.data.dataset import DatasetError
+        from tfaudio.models.registry import ModelUnavailable
+        from tfaudio.viz.points import VizError, VizWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", VizWarning)
+            try:
+                return command(*args, **kwargs)
+            except ModelUnavailable as err:
+                raise click.ClickException(f"model unavailable: {err}") from None
+            except (VizError, AudioError, DatasetError, FileNotFoundError) as err:
+                raise click.ClickException(str(err)) from None
+            finally:
+                for warning in caught:
+                    if issubclass(warning.category, VizWarning):
+                        click.echo(f"warning: {warning.message}", err=True)
+                    else:  # not ours to judge: show it as Python would have
+                        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+
+    return wrapper
+
+
+def _common(command):
+    """Options both commands share: which clips, which models, how they are embedded."""
+    options = [
+        click.argument("data", type=click.Path(path_type=Path)),
+        click.option("--model", "models", multiple=True, required=True, help=_MODEL_HELP),
+        click.option("--pooling", type=click.Choice(["mean", "max", "mean+std"]), help="Clip pooling (default: per model)."),
+        click.option("--batch-size", default=32, show_default=True, help="Clips per batch."),
+        click.option("--max-duration", type=float, help="Embed at most this many seconds of each clip."),
+        click.option("--group-column", help="Manifest column that groups clips (default: 'group' when present)."),
+        click.option("--store", type=click.Path(file_okay=False, path_type=Path),
+                     help="Embedding cache (default: $TFAUDIO_HOME/embeddings)."),
+        click.option("--thumbnail-seconds", default=10.0, show_default=True,
+                     help="Seconds of each clip drawn as its log-mel thumbnail (and embedded as audio)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.command()
+@_common
+@click.option("--method", type=click.Choice(["pca", "tsne", "umap"]), default="pca", show_default=True,
+              help="Projection to 2-D (umap needs: pip install 'tfaudio[umap]').")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The page to write (.html).")
+@click.option("--perplexity", default=30.0, show_default=True, help="t-SNE perplexity (clamped to (clips - 1) / 3).")
+@click.option("--iterations", default=1000, show_default=True, help="t-SNE iterations.")
+@click.option("--neighbors", default=15, show_default=True, help="UMAP n_neighbors.")
+@click.option("--seed", default=0, show_default=True, help="Seed of t-SNE / UMAP and of generated folds.")
+@click.option("--scaling", type=click.Choice(["standard", "none"]), default="standard", show_default=True,
+              help="z-score each dimension before projecting and measuring, or use vectors as they are.")
+@click.option("--knn", default=5, show_default=True, help="k of the k-NN accuracy figures.")
+@click.option("--link-audio", is_flag=True, help="Link the audio files relative to the page instead of embedding them.")
+@click.option("--audio-rate", default=16000, show_default=True, help="Sample rate of embedded audio (8000: about a third smaller).")
+@click.option("--title", help="Page title.")
+@_viz_errors
+def visualize(data, models, pooling, batch_size, max_duration, group_column, store, thumbnail_seconds, method, out,
+              perplexity, iterations, neighbors, seed, scaling, knn, link_audio, audio_rate, title):
+    """Write an interactive page of 2-D projections (PCA, t-SNE or UMAP), one panel per model:
+    points coloured and shaped by label, hover for file, label and fold, click to hear a clip
+    and see its log-mel thumbnail; each panel gives the silhouette and k-NN accuracy under
+    cross-validation in the original space and in 2-D."""
+    from tfaudio.viz import MediaConfig, ProjectionConfig, SeparabilityConfig
+    from tfaudio.viz import visualize as run
+
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise click.BadParameter(f"'{out}' must end in .html", param_hint="--out")
+    projection = ProjectionConfig(method=method, perplexity=perplexity, iterations=iterations, neighbors=neighbors,
+                                  seed=seed, scaling=scaling)
+    result = run(
+        data, models, out, projection=projection,
+        separability=SeparabilityConfig(neighbors=knn, seed=seed),
+        media=MediaConfig(max_seconds=thumbnail_seconds, audio_rate=audio_rate, link_audio=link_audio),
+        pooling=pooling, store=store, batch_size=batch_size, max_duration=max_duration,
+        group_column=group_column, title=title,
+    )
+    for problem in result.skipped:
+        click.echo(f"  skipped {problem.path}: {problem.reason}", err=True)
+    click.echo(result.summary())
+    click.echo(f"wrote {out} ({result.clips} clips, {result.classes} classes, {result.bytes / 1e6:.1f} MB)")
+
+
+@click.command()
+@_common
+@click.option("--logdir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the projector files (e.g. runs/esc10).")
+@_viz_errors
+def projector(data, models, pooling, batch_size, max_duration, group_column, store, thumbnail_seconds, logdir):
+    """Export embeddings for TensorBoard's embedding projector: one tensor per model,
+    metadata.tsv (label, file, fold), a sprite of log-mel thumbnails and the projector
+    config. Prints the tensorboard command that opens it."""
+    from tfaudio.viz import MediaConfig, export_projector
+
+    result = export_projector(
+        data, models, logdir, media=MediaConfig(max_seconds=thumbnail_seconds), pooling=pooling, store=store,
+        batch_size=batch_size, max_duration=max_duration, group_column=group_column,
+    )
+    for problem in result.skipped:
+        click.echo(f"  skipped {problem.path}: {problem.reason}", err=True)
+    tensors = ", ".join(f"{name} {rows}x{dim}" for name, (rows, dim) in result.tensors.items())
+    click.echo(f"wrote {logdir}: {tensors}; metadata.tsv; sprite.png ({result.sprite_cell} px thumbnails)")
+    click.echo(f"open it with:\n  {result.command}\nthen the PROJECTOR tab (http://localhost:6006/#projector)")

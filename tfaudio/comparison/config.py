@@ -1,0 +1,72 @@
+"""What a comparison runs: its configuration, a frozen dataclass (no TensorFlow, no scikit-learn)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tfaudio.comparison.classifiers import CLASSIFIERS, ClassifierSpec
+
+#: The representation every other one is tested against.
+BASELINE = "handcrafted"
+#: `--model autoencoder`: trained on each split's training clips (see `_autoencoder_features`).
+AUTOENCODER = "autoencoder"
+
+
+#: Split strategies a comparison accepts (each tests every clip exactly once).
+SPLITS = ("auto", "predefined", "group", "stratified")
+
+
+class CompareError(Exception):
+    """A comparison that cannot run as asked (a model unavailable under --strict, no classes left)."""
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What to compare and how.
+
+    models: representation names (the baseline is added when missing: every learned
+    representation is judged against it). classifiers: keys of `evaluate.CLASSIFIERS`.
+    split: "auto" (the manifest's folds, else group-aware, else stratified k-fold) or a
+    strategy of `data.make_splits`; folds: k for the generated splits. params: per-classifier
+    hyperparameter overrides, ((classifier, ((name, value), ...)), ...). pooling: clip pooling
+    for every model (None: each model's default). strict: an unavailable model or unreadable
+    file stops the run. ae_epochs / latent: for the autoencoder, trained per split.
+    """
+
+    models: tuple[str, ...] = (BASELINE, "yamnet")
+    classifiers: tuple[str, ...] = ("rf", "mlp", "logreg")
+    split: str = "auto"
+    folds: int = 5
+    seed: int = 0
+    params: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
+    pooling: str | None = None
+    batch_size: int = 32
+    max_duration: float | None = None
+    strict: bool = False
+    group_column: str | None = None
+    store: str | None = None
+    ae_epochs: int = 10
+    latent: int = 64
+
+    def __post_init__(self):
+        unknown = [c for c in self.classifiers if c not in CLASSIFIERS]
+        if unknown:
+            raise ValueError(f"unknown classifier(s) {unknown}; choose from {', '.join(CLASSIFIERS)}")
+        if not self.classifiers:
+            raise ValueError("name at least one classifier")
+        if self.split not in SPLITS:
+            # A holdout tests only part of the clips; every comparison here pools all of them.
+            raise ValueError(f"unknown split {self.split!r} for a comparison; choose one of {', '.join(SPLITS)}")
+        object.__setattr__(self, "classifiers", tuple(dict.fromkeys(self.classifiers)))
+
+    def spec(self, classifier: str) -> ClassifierSpec:
+        overrides = dict(self.params).get(classifier, ())
+        return ClassifierSpec(classifier, tuple(overrides), self.seed)
+
+    @property
+    def model_list(self) -> tuple[str, ...]:
+        """The models in run order, baseline first, duplicates removed."""
+        rest = [m for m in self.models if m != BASELINE]
+        return (BASELINE, *dict.fromkeys(rest))
+
+

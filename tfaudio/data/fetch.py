@@ -1,0 +1,174 @@
+"""Public datasets, downloaded once with a checksum and given a tfaudio manifest.
+
+    path = fetch("esc10")      # $TFAUDIO_HOME/datasets/esc10, holding meta.csv and audio/
+
+The archive goes through the same verified, atomic download as model weights (a partial or
+corrupt download never lands), and is looked for first in `TFAUDIO_MODELS/datasets/` and the
+cache, so a copy fetched by hand or on another machine is used as is. The prepared folder holds
+`meta.csv` (`filename,label,fold,group`) with the official folds, so `tfaudio compare` uses them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import tarfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tfaudio import assets as weights
+
+
+class FetchError(Exception):
+    """A dataset that could not be downloaded or prepared; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """A public dataset: its archive (url, official name, sha256) and how to lay it out.
+
+    prepare(archive, out) extracts what is needed into `out` and writes `out/meta.csv`.
+    """
+
+    name: str
+    archive: weights.WeightsFile
+    prepare: Callable[[Path, Path], int]
+    description: str
+
+
+def _esc_prepare(only_esc10: bool) -> Callable[[Path, Path], int]:
+    """ESC-50's zip: <top>/meta/esc50.csv (filename, fold, target, category, esc10, src_file, take)
+    and <top>/audio/*.wav. Folds are the official 5; group is the source recording."""
+
+    def prepare(archive: Path, out: Path) -> int:
+        with zipfile.ZipFile(archive) as bundle:
+            meta_name = next((n for n in bundle.namelist() if n.endswith("meta/esc50.csv")), None)
+            if meta_name is None:
+                raise FetchError(f"{archive}: no meta/esc50.csv inside; is this the ESC-50 archive?")
+            top = meta_name[: -len("meta/esc50.csv")]
+            rows = list(csv.DictReader(bundle.read(meta_name).decode().splitlines()))
+            if only_esc10:
+                rows = [r for r in rows if r["esc10"].strip().lower() == "true"]
+            (out / "audio").mkdir(parents=True, exist_ok=True)
+            for row in rows:
+                target = out / "audio" / row["filename"]
+                if not target.exists():  # written whole under a temporary name, so never half there
+                    partial = target.with_name(f".{target.name}.tmp")
+                    with bundle.open(f"{top}audio/{row['filename']}") as src, open(partial, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    os.replace(partial, target)
+        _write_manifest(out, ["filename", "label", "fold", "group"],
+                        [(f"audio/{r['filename']}", r["category"], r["fold"], r["src_file"]) for r in rows])
+        return len(rows)
+
+    return prepare
+
+
+def speaker_fold(speaker: str, folds: int = 5) -> int:
+    """1..folds from a stable hash of the speaker id: every clip of a speaker in one fold."""
+    return int(hashlib.sha1(speaker.encode()).hexdigest()[:8], 16) % folds + 1
+
+
+def _speech_commands_prepare(archive: Path, out: Path) -> int:
+    """Speech Commands v0.01: <word>/<speaker>_nohash_<n>.wav plus validation_list.txt and
+    testing_list.txt. Folds: 5 speaker-disjoint folds (hash of the speaker id); group: speaker;
+    official_split: train / validation / test from the official lists. The _background_noise_
+    recordings are extracted but not listed (they are long, unlabelled)."""
+    with tarfile.open(archive) as bundle:
+        bundle.extractall(out / "audio", filter="data")
+    listed = {}
+    for split, name in (("validation", "validation_list.txt"), ("test", "testing_list.txt")):
+        path = out / "audio" / name
+        if path.exists():
+            listed.update({line.strip(): split for line in path.read_text().splitlines() if line.strip()})
+    rows = []
+    for wav in sorted((out / "audio").glob("*/*.wav")):
+        word = wav.parent.name
+        if word.startswith("_"):
+            continue
+        relative = f"{word}/{wav.name}"
+        speaker = wav.name.split("_nohash_")[0]
+        rows.append((f"audio/{relative}", word, str(speaker_fold(speaker)), speaker, listed.get(relative, "train")))
+    _write_manifest(out, ["filename", "label", "fold", "group", "official_split"], rows)
+    return len(rows)
+
+
+def _write_manifest(out: Path, header: list[str], rows: list[tuple[str, ...]]) -> None:
+    temporary = out / ".meta.csv.tmp"
+    with open(temporary, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(temporary, out / "meta.csv")  # meta.csv appears only once every file is in place
+
+
+# The ESC-50 digest is that of the master-branch archive as recorded in November 2026
+# (645,695,005 bytes); the Speech Commands one is the published digest of the v0.01 tarball.
+_ESC50_ZIP = weights.WeightsFile(
+    "datasets", "ESC-50-master.zip", "https://github.com/karolpiczak/ESC-50/archive/master.zip",
+    "805afc618aff80eff0641d51311647871fead5807da68bb18e43a27db47a79ce",
+)
+_SPEECH_COMMANDS_TGZ = weights.WeightsFile(
+    "datasets", "speech_commands_v0.01.tar.gz", "http://download.tensorflow.org/data/speech_commands_v0.01.tar.gz",
+    "743935421bb51cccdb6bdd152e04c5c70274e935c82119ad7faeec31780d811d",
+)
+
+SOURCES = {
+    source.name: source
+    for source in (
+        DatasetSource("esc10", _ESC50_ZIP, _esc_prepare(True),
+                      "ESC-10: 400 five-second environmental recordings, 10 classes, 5 official folds (CC BY-NC)"),
+        DatasetSource("esc50", _ESC50_ZIP, _esc_prepare(False),
+                      "ESC-50: 2000 five-second environmental recordings, 50 classes, 5 official folds (CC BY-NC)"),
+        DatasetSource("speech-commands", _SPEECH_COMMANDS_TGZ, _speech_commands_prepare,
+                      "Speech Commands v0.01: 64,727 one-second words, 30 classes, 5 speaker-disjoint folds, "
+                      "speakers as groups, the official lists in official_split (CC BY 4.0; 1.4 GB)"),
+    )
+}
+
+
+def datasets_home() -> Path:
+    return weights.tfaudio_home() / "datasets"
+
+
+def fetch(
+    name: str,
+    *,
+    out: str | os.PathLike | None = None,
+    offline: bool | None = None,
+    source: DatasetSource | None = None,
+    progress: bool = True,
+) -> Path:
+    """The prepared folder of dataset `name` (downloading and extracting it the first time).
+
+    out: where to prepare it (default $TFAUDIO_HOME/datasets/<name>). source: override the
+    built-in source (a mirror, or a test server). Raises FetchError saying why and what to do.
+    """
+    if source is None:
+        if name not in SOURCES:
+            raise FetchError(f"unknown dataset {name!r}; choose one of {', '.join(SOURCES)}")
+        source = SOURCES[name]
+    folder = Path(out) if out is not None else datasets_home() / source.name
+    if (folder / "meta.csv").is_file():
+        return folder
+    try:
+        archive = weights.resolve(source.archive, offline=offline, progress=progress)
+    except weights.WeightsUnavailable as err:
+        raise FetchError(f"cannot fetch {source.name}: {err}") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        count = source.prepare(archive, folder)
+    except (zipfile.BadZipFile, tarfile.TarError, KeyError, OSError) as err:
+        raise FetchError(f"cannot prepare {source.name} from {archive}: {err}; delete the file to download it again") from None
+    if count == 0:
+        raise FetchError(f"{archive} holds no clip of {source.name}")
+    return folder
+
+
+def with_url(source: DatasetSource, url: str, sha256: str | None) -> DatasetSource:
+    """`source` downloaded from a mirror, with the mirror's digest (None: trust on first download)."""
+    return replace(source, archive=replace(source.archive, url=url, sha256=sha256))

@@ -1,0 +1,65 @@
+"""VGGish's configuration (never imports TensorFlow)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tfaudio.frontend.params import SecondsFraming
+
+
+@dataclass(frozen=True)
+class VggishParams(SecondsFraming):
+    """VGGish's hyper-parameters (``vggish_params.py``), with the sample counts derived.
+
+    The network's input size (96 x 64) is fixed by the released weights; the front-end fields
+    exist to make the derivations explicit.
+    """
+
+    sample_rate: int = 16000
+    stft_window_seconds: float = 0.025
+    stft_hop_seconds: float = 0.010
+    mel_bands: int = 64
+    mel_min_hz: float = 125.0
+    mel_max_hz: float = 7500.0
+    log_offset: float = 0.01
+    example_window_seconds: float = 0.96
+    example_hop_seconds: float = 0.96
+    embedding_relu: bool = False
+    quantize_min: float = -2.0
+    quantize_max: float = 2.0
+
+    def __post_init__(self):
+        if not 0 <= self.mel_min_hz < self.mel_max_hz <= self.sample_rate / 2:
+            raise ValueError(
+                f"need 0 <= mel_min_hz < mel_max_hz <= sample_rate / 2, got {self.mel_min_hz}, "
+                f"{self.mel_max_hz}, {self.sample_rate}"
+            )
+        if (self.example_frames, self.mel_bands) != (96, 64):
+            raise ValueError(
+                f"VGGish takes examples of 96 frames x 64 bands, these params give {self.example_frames} x "
+                f"{self.mel_bands}"
+            )
+        if not 0 < self.example_hop_frames:
+            raise ValueError(f"example_hop_seconds must be positive, got {self.example_hop_seconds}")
+        if not self.quantize_min < self.quantize_max:
+            raise ValueError("quantize_min must be below quantize_max")
+
+    @property
+    def example_frames(self) -> int:
+        """96: STFT frames per example."""
+        return round(self.example_window_seconds / self.stft_hop_seconds)
+
+    @property
+    def example_hop_frames(self) -> int:
+        """96: STFT frames between example starts."""
+        return round(self.example_hop_seconds / self.stft_hop_seconds)
+
+    @property
+    def example_samples(self) -> int:
+        """15600 (0.975 s): the shortest waveform giving one example, ``(96 - 1) * 160 + 400``."""
+        return (self.example_frames - 1) * self.stft_hop_samples + self.stft_window_samples
+
+    @property
+    def example_hop_samples(self) -> int:
+        """15360 (0.96 s): waveform samples between example starts."""
+        return self.example_hop_frames * self.stft_hop_samples

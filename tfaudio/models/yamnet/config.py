@@ -1,0 +1,93 @@
+"""YAMNet's hyper-parameters, apart from the TensorFlow code (as the reference's params.py).
+
+Importing this module does not import TensorFlow, so the embedding store can compute YAMNet's
+cache key, and the CLI list models, without paying for a TensorFlow import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from tfaudio.frontend.params import SecondsFraming
+
+
+@dataclass(frozen=True)
+class YamnetParams(SecondsFraming):
+    """YAMNet's hyper-parameters (the reference ``params.py``), with the sample counts derived.
+
+    Changing a front-end field gives a different model that the released weights do not fit;
+    the fields exist so that the derivations below are explicit, and for training from scratch.
+    """
+
+    sample_rate: int = 16000
+    stft_window_seconds: float = 0.025
+    stft_hop_seconds: float = 0.010
+    mel_bands: int = 64
+    mel_min_hz: float = 125.0
+    mel_max_hz: float = 7500.0
+    log_offset: float = 0.001
+    patch_window_seconds: float = 0.96
+    patch_hop_seconds: float = 0.48
+    num_classes: int = 521
+    batchnorm_center: bool = True
+    batchnorm_scale: bool = False
+    batchnorm_epsilon: float = 1e-4
+    classifier_activation: str = "sigmoid"
+
+    def __post_init__(self):
+        if not 0 <= self.mel_min_hz < self.mel_max_hz <= self.sample_rate / 2:
+            raise ValueError(
+                f"need 0 <= mel_min_hz < mel_max_hz <= sample_rate / 2, got {self.mel_min_hz}, "
+                f"{self.mel_max_hz}, {self.sample_rate}"
+            )
+        if not 0 < self.patch_hop_frames <= self.patch_frames:
+            raise ValueError(
+                f"patch_hop_seconds={self.patch_hop_seconds} must be positive and at most "
+                f"patch_window_seconds={self.patch_window_seconds}"
+            )
+        if self.stft_window_samples < self.stft_hop_samples:
+            raise ValueError("stft_window_seconds must be at least stft_hop_seconds")
+
+    @property
+    def patch_frames(self) -> int:
+        """96: STFT frames per patch."""
+        return round(self.patch_window_seconds / self.stft_hop_seconds)
+
+    @property
+    def patch_hop_frames(self) -> int:
+        """48: STFT frames between patch starts."""
+        return round(self.patch_hop_seconds / self.stft_hop_seconds)
+
+    @property
+    def patch_bands(self) -> int:
+        """64: mel bands per patch."""
+        return self.mel_bands
+
+    @property
+    def patch_samples(self) -> int:
+        """15600 (0.975 s): the shortest waveform giving one patch, ``(96 - 1) * 160 + 400``.
+
+        The reference computes it as ``patch_window + stft_window - stft_hop`` seconds; counting
+        in samples gives the same number without float truncation.
+        """
+        return (self.patch_frames - 1) * self.stft_hop_samples + self.stft_window_samples
+
+    @property
+    def patch_hop_samples(self) -> int:
+        """7680 (0.48 s): waveform samples between patch starts."""
+        return self.patch_hop_frames * self.stft_hop_samples
+
+
+#: Bump when the front end or inference changes, so vectors cached under the old code are not reused.
+YAMNET_IMPLEMENTATION = 1
+
+
+def yamnet_identity(weights_sha256: str, params: YamnetParams) -> dict:
+    """What determines YAMNet's vectors (the embedding store's key)."""
+    return {
+        "model": "yamnet",
+        "implementation": YAMNET_IMPLEMENTATION,
+        "weights_sha256": weights_sha256,
+        "params": dataclasses.asdict(params),
+    }
