@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make test` also installs the optional Beam extra, so CI runs the Beam pipeline's tests.
+BEAM_STAMP := $(VENV)/.installed-beam
 DEMO_OUT := reports/demo
 
 .PHONY: demo test clean browser
@@ -14,6 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(BEAM_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,beam]'
+	touch $(BEAM_STAMP)
 
 # The comparison on ESC-10: TFAUDIO_DATA when set, else fetched into the cache, else (offline)
 # a generated dataset, said so in the report. TFAUDIO_MODELS points at local weights.
@@ -30,7 +36,7 @@ browser:
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; } || \
 	  echo "could not install chromium; the browser checks will be skipped"
 
-test: $(STAMP) browser
+test: $(BEAM_STAMP) browser
 	$(BIN)/python -m pytest -q
 
 clean:

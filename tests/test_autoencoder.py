@@ -185,21 +185,49 @@ def test_fit_autoencoder_trains_on_the_given_clips_only(ae, dataset, trained, mo
     assert representation.identity() != trained.representation().identity()
 
 
+def test_registry_autoencoder_is_learned_and_must_be_fitted_first():
+    from tfaudio.models import registry
+    from tfaudio.models.base import LearnedRepresentation
+
+    learner = registry.get("autoencoder")
+    assert isinstance(learner, LearnedRepresentation)
+    assert (learner.dim, learner.default_pooling, learner.sample_rate) == (64, "mean+std", 16000)
+    for call in (learner.identity, lambda: learner.frames(np.zeros((1, 16000), np.float32), np.array([16000]))):
+        with pytest.raises(registry.ModelUnavailable, match="must be fitted on training clips first.*autoencoder:FOLDER"):
+            call()
+    tiny = learner.configure({**TINY.to_dict(), "not_a_setting": 1})  # each learner takes what it knows
+    assert tiny.config == TINY and tiny.dim == TINY.latent and learner.config == AutoencoderConfig()
+    assert "trained 5 times" in tiny.fitting_note(5) and "3 epochs max, latent 16" in tiny.fitting_note(5)
+    with pytest.raises(registry.ModelUnavailable, match="latent size 9000 is not smaller than the input"):
+        learner.configure({"latent": 9000})
+    with pytest.raises(ValueError, match="do not pass weights_path"):
+        registry.get("autoencoder", weights_path="x.h5")
+
+
+def test_fit_keeps_one_model_per_training_set_and_reloads_it(dataset, tmp_path, monkeypatch):
+    from tfaudio.models import registry
+    from tfaudio.models.autoencoder import train as train_module
+
+    learner = registry.get("autoencoder").configure(TINY.to_dict())
+    train_indices = np.flatnonzero(dataset.folds != 2)
+    logs = []
+    first = learner.fit(dataset, train_indices, models_dir=tmp_path, part="fold2", log=logs.append)
+    assert logs == ["autoencoder: training on the 64 training clips of fold2"]
+    (folder,) = (tmp_path / "autoencoders").iterdir()
+    assert len(folder.name) == 16 and (folder / "autoencoder.weights.h5").is_file()
+
+    monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("a cached model was trained again"))
+    again = learner.fit(dataset, train_indices, models_dir=tmp_path, part="fold2", log=logs.append)
+    assert logs[1] == f"autoencoder: fold2's model is cached ({folder})"
+    assert again.identity() == first.identity() and again.name == "autoencoder"
+    batch = np.stack([tone(1.0), tone(1.0, 2500.0)])
+    np.testing.assert_array_equal(again.embed(batch, np.array([16000, 16000])), first.embed(batch, np.array([16000, 16000])))
+    monkeypatch.undo()
+    with pytest.raises(registry.ModelUnavailable, match="at least 2 clips"):  # other clips: not cached, trained
+        learner.fit(dataset, np.arange(1), models_dir=tmp_path)
+
+
 # ------------------------------------------------------------------------------- representation
-
-
-def test_a_clip_embeds_the_same_alone_and_padded_in_a_batch(trained):
-    representation = trained.representation()
-    short, long = tone(0.7, 600.0), tone(1.6, 2000.0)
-    batch = np.zeros((2, long.size), np.float32)
-    batch[0, : short.size], batch[1] = short, long
-    batch[0, short.size :] = 0.5  # junk past the clip's length must not matter
-    together = representation.frames(batch, np.array([short.size, long.size]))
-    alone = representation.frames(short[np.newaxis], np.array([short.size]))
-    n = alone.mask[0].sum()
-    assert together.mask[0].sum() == n
-    np.testing.assert_allclose(together.embeddings[0, :n], alone.embeddings[0, :n], atol=1e-4)
-    assert representation.embed(batch, np.array([short.size, long.size]), "mean+std").shape == (2, 2 * TINY.latent)
 
 
 def test_save_and_load_give_the_same_embeddings(ae, trained, tmp_path):

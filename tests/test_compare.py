@@ -308,3 +308,30 @@ def test_speech_commands_every_representation_separates_speech_from_noise(monkey
     assert {r.representation for r in result.runs} == {"handcrafted", "yamnet"}
     for name in ("handcrafted", "yamnet"):
         assert result.best_of(name).metrics.accuracy >= 0.95, name
+
+
+def test_verdict_says_which_side_is_ahead_when_the_baseline_wins_overall():
+    """The baseline's best (rf) wins overall, but yamnet beats the baseline's *logreg*: the sentence
+    must say yamnet is ahead of the same-classifier baseline, not just give a p-value."""
+    from types import SimpleNamespace
+
+    from tfaudio.comparison.discussion import _verdict, paragraphs
+    from tfaudio.comparison.metrics import McNemar, Metrics
+    from tfaudio.comparison.result import ComparisonResult, Run
+
+    def run(representation, classifier, accuracy, versus=None):
+        metrics = Metrics(accuracy, accuracy, 0.0, (accuracy - 0.05, accuracy + 0.05), accuracy, accuracy, accuracy,
+                          {"f1": np.array([accuracy, accuracy])}, np.eye(2, dtype=np.int64))
+        return Run(representation, classifier, None, metrics, versus)
+
+    runs = [run("handcrafted", "rf", 0.90), run("handcrafted", "logreg", 0.70),
+            run("yamnet", "rf", 0.60, McNemar(2, 40, 0.001)), run("yamnet", "logreg", 0.85, McNemar(30, 5, 0.002))]
+    result = ComparisonResult(config=None, dataset=SimpleNamespace(classes=("a", "b")), summary={}, splits=[],
+                              split_strategy="stratified", representations=[], runs=runs, vectors={})
+    text = _verdict(result)
+    assert text.startswith("**The hand-crafted baseline wins**")
+    assert "yamnet + logistic regression (linear probe)" in text
+    assert "handcrafted + logistic regression (linear probe), 70.0 %) it is ahead of it" in text
+    assert "right where that baseline is wrong on 30 clips, wrong where it is right on 5 clips" in text
+    assert "p = 0.002 (significant)" in text
+    assert paragraphs  # the public entry point stays importable

@@ -10,7 +10,17 @@ import soundfile as sf
 
 from tfaudio.data.batches import iter_batches
 from tfaudio.data.dataset import DatasetError, load_dataset, summarize
-from tfaudio.data.splits import SplitError, holdout, make_splits, predefined_folds, stratified_kfold
+from tfaudio.data.splits import (
+    SplitError,
+    balanced_holdout,
+    drop_small_classes,
+    holdout,
+    make_splits,
+    minimum_per_class,
+    predefined_folds,
+    resolve_strategy,
+    stratified_kfold,
+)
 
 
 def write_clip(path, seconds=0.5, rate=16000, freq=440.0):
@@ -128,6 +138,40 @@ def test_group_folds_never_share_a_group(tmp_path):
         assert not set(ds.groups[split.train]) & set(ds.groups[split.test])
     with pytest.raises(SplitError, match="needs at least 7 groups; found 6"):
         make_splits(ds, "group", k=7)
+
+
+def test_one_split_vocabulary_resolves_auto_and_aliases(synth_data, folder_tree):
+    ds = load_dataset(synth_data)  # has manifest folds
+    assert resolve_strategy(ds) == resolve_strategy(ds, "fold") == "predefined"  # `tfaudio train --split fold`
+    assert [s.name for s in make_splits(ds, "fold")] == [s.name for s in make_splits(ds)]
+    unfolded = load_dataset(folder_tree)  # class folders: no folds, no groups
+    assert resolve_strategy(unfolded) == "stratified" and resolve_strategy(unfolded, "group") == "group"
+    with pytest.raises(ValueError, match="unknown split strategy 'kfold'"):
+        resolve_strategy(ds, "kfold")
+    assert minimum_per_class("stratified", 7) == 7
+    assert minimum_per_class("predefined", 7) == minimum_per_class("group", 7) == minimum_per_class("holdout") == 2
+
+
+def test_small_classes_are_dropped_with_a_reason(synth_data):
+    ds = load_dataset(synth_data)  # 20 clips in each of 4 classes
+    kept, problems = drop_small_classes(ds, 21, "stratified cross-validation")
+    assert len(kept.classes) == 0 and len(problems) == 4
+    assert problems[0].reason == ("only 20 readable clip(s); stratified cross-validation needs at least 21, "
+                                  "so the class is left out")
+    same, none = drop_small_classes(ds, 20, "x")
+    assert same is ds and none == []
+
+
+def test_balanced_holdout_holds_out_every_class_seeded(synth_data):
+    ds = load_dataset(synth_data)
+    indices = np.arange(0, 80, 2)
+    kept, held = balanced_holdout(ds, indices, 0.1, seed=3)
+    assert len(held) == 4 and sorted(ds.labels[held].tolist()) == [0, 1, 2, 3]  # one per class
+    assert sorted([*kept, *held]) == indices.tolist()
+    again, other = balanced_holdout(ds, indices, 0.1, seed=3), balanced_holdout(ds, indices, 0.1, seed=4)
+    assert np.array_equal(again[1], held) and not np.array_equal(other[1], held)
+    _, held = balanced_holdout(ds, np.array([0, 1, 2, 3, 20]), 0.4, seed=0)  # 4 tones and 1 chirp
+    assert 20 in held and ds.labels[held].tolist().count(3) == 1  # a class of one clip is held out too
 
 
 def test_too_few_clips_for_the_split_is_refused_by_name(folder_tree):

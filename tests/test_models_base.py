@@ -1,23 +1,9 @@
-"""The representation interface: pooling over valid frames."""
+"""The representation interface's helpers: frames through a network in groups (pooling: test_pooling.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from tfaudio.models.base import pool
-
-
-def test_pool_over_valid_frames_known_values():
-    values = np.array([[[1.0], [3.0], [100.0]], [[5.0], [-7.0], [2.0]]], np.float32)
-    mask = np.array([[True, True, False], [True, True, True]])
-    np.testing.assert_allclose(pool(values, mask, "mean"), [[2.0], [0.0]])
-    np.testing.assert_allclose(pool(values, mask, "max"), [[3.0], [5.0]])
-    np.testing.assert_allclose(pool(values, mask, "mean+std"), [[2.0, 1.0], [0.0, np.sqrt(26.0)]], rtol=1e-6)
-    with pytest.raises(ValueError, match="no valid frame"):
-        pool(values, np.zeros((2, 3), bool))
-    with pytest.raises(ValueError, match="unknown pooling"):
-        pool(values, mask, "median")
 
 
 @pytest.mark.parametrize("rows", [0, 1, 7, 10, 23])
@@ -34,3 +20,21 @@ def test_in_groups_equals_one_call(rows):
     np.testing.assert_array_equal(sums, tf.reduce_sum(values, axis=[1, 2]))
     np.testing.assert_array_equal(doubled, values * 2.0)
     assert sums.shape == (rows,) and doubled.shape == (rows, 2, 3)
+
+
+def test_configs_and_the_registry_import_no_tensorflow():
+    """Every model's config.py, and the registry's model cards built from them, load without
+    TensorFlow, Keras or transformers: `tfaudio models` and cached runs never pay for them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import tfaudio.models
+
+    configs = sorted(Path(tfaudio.models.__file__).parent.glob("*/config.py"))
+    assert {c.parent.name for c in configs} >= {"handcrafted", "yamnet", "vggish", "wav2vec2", "autoencoder"}
+    modules = [f"tfaudio.models.{c.parent.name}.config" for c in configs] + ["tfaudio.models.registry"]
+    code = (f"import importlib, sys\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
+            "print(sorted({'tensorflow', 'keras', 'tf_keras', 'transformers'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

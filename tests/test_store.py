@@ -225,3 +225,40 @@ def test_identity_file_describes_the_key(synth_data, tmp_path):
     embed_dataset(load_dataset(synth_data), Counting(), EmbeddingStore(tmp_path))
     (about,) = tmp_path.rglob("identity.json")
     assert json.loads(about.read_text())["model"] == "counting"
+
+
+def test_model_cards_are_the_models_own_facts(monkeypatch):
+    """One table: `tfaudio models` lists the cards, the report reasons with them, and their
+    sizes and timings are what the representations themselves report."""
+    from conftest import shared_path
+
+    from tfaudio.models.vggish.model import CHECKPOINT_VARIABLES
+    from tfaudio.models.wav2vec2 import config as wav2vec2_config
+    from tfaudio.models.wav2vec2.model import keep_keras_3
+
+    monkeypatch.setenv("TFAUDIO_OFFLINE", "1")
+    cards = registry.CARDS
+    assert set(cards) == {*registry.names(), "autoencoder"}
+    assert all(row.info is cards[row.info.name] for row in registry.describe())
+    assert registry.card_for("hf:facebook/wav2vec2-base-960h") is cards["wav2vec2"]
+    assert registry.card_for("hf:facebook/wav2vec2-large-xlsr-53") is None and registry.card_for("bands") is None
+
+    handcrafted = registry.get("handcrafted")
+    card = cards["handcrafted"]
+    assert (card.dim, card.sample_rate, card.hop_seconds) == (
+        handcrafted.pooled_dim(handcrafted.default_pooling), handcrafted.sample_rate, handcrafted.frame_hop_seconds)
+    assert CHECKPOINT_VARIABLES["vggish/fc2/biases"] == (cards["vggish"].dim,) == (128,)
+    with keep_keras_3():
+        from transformers import Wav2Vec2Config
+
+    base = Wav2Vec2Config()  # facebook/wav2vec2-base's architecture
+    assert (base.hidden_size, tuple(base.conv_kernel), tuple(base.conv_stride)) == (
+        wav2vec2_config.BASE_HIDDEN_SIZE, wav2vec2_config.BASE_CONV_KERNEL, wav2vec2_config.BASE_CONV_STRIDE)
+    assert (cards["wav2vec2"].dim, cards["wav2vec2"].receptive_seconds, cards["wav2vec2"].hop_seconds) == (768, 0.025, 0.02)
+    assert (cards["autoencoder"].domain, cards["autoencoder"].frames(30.0)) == ("this dataset", 1)
+
+    yamnet = registry.get("yamnet", weights_path=str(shared_path("models", "yamnet", "yamnet.h5")))
+    out = yamnet.frames(np.zeros((1, 32000), np.float32), np.array([32000]))
+    card = cards["yamnet"]
+    assert (out.embeddings.shape[-1], yamnet.sample_rate, yamnet.frame_hop_seconds) == (
+        card.dim, card.sample_rate, card.hop_seconds) == (1024, 16000, 0.48)

@@ -5,7 +5,6 @@ values: no real VGGish weights exist on these machines), padding, masks, PCA pos
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -209,7 +208,9 @@ def test_embedding_relu_option(checkpoint):
     assert out.min() >= 0
 
 
-def test_shapes_masks_and_batching_invariance(loaded):
+def test_frames_mask_follows_the_example_count(loaded):
+    """Each clip's valid frames are its examples, the padding frames zeros (batch invariance,
+    masks and pooling of every representation: test_representation_contract.py)."""
     seconds = [0.1, 0.96, 1.0, 5.0, 10.3]
     clips = [chirp(s, 300.0 + 100 * i, 5000.0) for i, s in enumerate(seconds)]
     lengths = np.array([len(c) for c in clips], np.int32)
@@ -218,17 +219,8 @@ def test_shapes_masks_and_batching_invariance(loaded):
         row[: len(clip)] = clip  # the tail keeps noise: `lengths` must make it irrelevant
     together = loaded.frames(batch, lengths)
     assert together.embeddings.shape == (5, 10, 128) and together.embeddings.dtype == np.float32
-    assert together.mask.sum(axis=1).tolist() == [1, 1, 1, 5, 10]
-    for i, clip in enumerate(clips):
-        alone = loaded.frames(clip[np.newaxis], np.array([len(clip)], np.int32))
-        k = alone.mask.sum()
-        assert alone.embeddings.shape == (1, k, 128) and alone.mask.all()
-        scale = np.abs(alone.embeddings).max()
-        np.testing.assert_allclose(together.embeddings[i, :k], alone.embeddings[0], rtol=0, atol=max(1e-4, 1e-5 * scale))
-        assert not together.embeddings[i, k:].any()
-    assert np.abs(together.embeddings[4, 0] - together.embeddings[4, 9]).max() > 1e-3
-    vectors = loaded.embed(batch, lengths, "mean+std")  # Representation's pooling over the mask
-    assert vectors.shape == (5, 256) and np.isfinite(vectors).all()
+    assert together.mask.sum(axis=1).tolist() == [1, 1, 1, 5, 10] == [V.num_examples(n) for n in lengths]
+    assert not together.embeddings[~together.mask].any()
 
 
 def test_embed_does_not_retrace(loaded):
@@ -236,13 +228,6 @@ def test_embed_does_not_retrace(loaded):
     loaded.infer(np.zeros((2, 9000), np.float32), [9000, 100])
     loaded.infer(np.zeros((3, 40000), np.float32))
     assert loaded.embed_graph.experimental_get_tracing_count() - before <= 1
-
-
-def test_embed_rejects_bad_input(loaded):
-    with pytest.raises(ValueError, match="batch, samples"):
-        loaded.infer(np.zeros(16000, np.float32))
-    with pytest.raises(ValueError, match="lengths must be in"):
-        loaded.infer(np.zeros((1, 100), np.float32), [101])
 
 
 def test_checkpoint_errors_name_file_and_variables(tmp_path):
@@ -329,5 +314,4 @@ def test_identity(checkpoint, loaded):
     assert identity["weights"] != hashlib.sha256(b"").hexdigest()
     assert identity["params"]["log_offset"] == 0.01
     assert V.Vggish().identity()["weights"] == "random"
-    json.dumps(identity)
     assert (loaded.name, loaded.sample_rate, loaded.frame_hop_seconds, loaded.dim) == ("vggish", 16000, 0.96, 128)

@@ -5,7 +5,8 @@ A weights file is looked for in this order; the first hit wins:
 1. an explicit path given by the caller (missing -> error; it never falls through);
 2. ``$TFAUDIO_MODELS/<model>/<file name>``, a folder the user fills by hand (``../shared/models``
    is laid out this way: ``yamnet/yamnet.h5``, ``keras/models/mobilenet_v2_..._no_top.h5``);
-3. the tfaudio cache, ``$TFAUDIO_HOME/<model>/<file name>`` (default ``~/.cache/tfaudio``);
+3. the tfaudio cache, ``<tfaudio home>/<model>/<file name>`` (:func:`tfaudio_home`: ``$TFAUDIO_HOME``,
+   else ``$XDG_CACHE_HOME/tfaudio``, else ``~/.cache/tfaudio``);
 4. for ``keras.applications`` files, Keras' own cache ``$KERAS_HOME/models/<file name>``
    (default ``~/.keras``);
 5. a download into the tfaudio cache, unless offline (``TFAUDIO_OFFLINE``, ``HF_HUB_OFFLINE`` or
@@ -45,6 +46,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tqdm import tqdm
+
+from tfaudio.errors import TfaudioError
 
 _LOG = logging.getLogger(__name__)
 _CHUNK = 1 << 20  # bytes per read when hashing or downloading
@@ -107,12 +110,12 @@ MOBILENET_V2_NO_TOP = WeightsFile(
 KNOWN_FILES = (YAMNET_H5, YAMNET_CLASS_MAP, VGGISH_CKPT, VGGISH_PCA, MOBILENET_V2_NO_TOP)
 
 
-class WeightsError(Exception):
+class WeightsError(TfaudioError):
     """A weights file that exists but does not fit the network; the message names the file
     and the missing, unexpected or mis-shaped variable."""
 
 
-class WeightsUnavailable(Exception):
+class WeightsUnavailable(TfaudioError):
     """A weights file could not be found or fetched.
 
     The message names the file, why it is unavailable, every place looked (in order) and how
@@ -130,7 +133,11 @@ def _env_path(name: str) -> Path | None:
 
 
 def tfaudio_home() -> Path:
-    """The tfaudio cache: ``$TFAUDIO_HOME``, else ``$XDG_CACHE_HOME/tfaudio``, else ``~/.cache/tfaudio``."""
+    """The tfaudio cache: ``$TFAUDIO_HOME``, else ``$XDG_CACHE_HOME/tfaudio``, else ``~/.cache/tfaudio``.
+
+    The one rule for every cache tfaudio keeps: downloaded weights (``<home>/<model>/``), datasets
+    (``<home>/datasets/``), the embedding store (``<home>/embeddings/``) and what lives beside it.
+    """
     home = _env_path("TFAUDIO_HOME")
     if home is not None:
         return home

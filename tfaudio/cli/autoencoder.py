@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 
 import click
 
-from tfaudio.models.autoencoder.config import AutoencoderConfig, AutoencoderError
+from tfaudio.cli.common import friendly_errors, progress
+from tfaudio.models.autoencoder.config import AutoencoderConfig
+from tfaudio.outputs import check_writable
 
 _DEFAULTS = AutoencoderConfig()
-
-
-def _errors(command):
-    """The CLI's friendly errors, plus the autoencoder's own, as one-line messages."""
-    from tfaudio.cli.common import friendly_errors as _friendly_errors
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except AutoencoderError as err:
-            raise click.ClickException(str(err)) from None
-
-    return _friendly_errors(wrapper)
 
 
 @click.group()
@@ -56,7 +43,7 @@ def autoencoder():
 @click.option("--examples-per-class", default=2, show_default=True, help="Clips per class in the reconstruction figure.")
 @click.option("--group-column", help="Manifest column that groups clips (default: 'group' when present).")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable file instead of skipping it.")
-@_errors
+@friendly_errors
 def train(data, out, latent, epochs, patch_frames, patch_hop, batch_size, learning_rate, patience, val_fraction,
           folds, logdir, seed, max_duration, examples_per_class, group_column, strict):
     """Train the autoencoder on DATA's clips; save it and its figures in OUT.
@@ -64,11 +51,13 @@ def train(data, out, latent, epochs, patch_frames, patch_hop, batch_size, learni
     Writes OUT/autoencoder.weights.h5, OUT/autoencoder.json (config, weights digest, history,
     errors per class) and OUT/figures/ (reconstructions, error per class and loss curves as PNG,
     all three in autoencoder.html)."""
+    check_writable(out)  # before any clip is decoded or epoch trained
+    if logdir is not None:
+        check_writable(logdir)
     config = AutoencoderConfig(
         latent=latent, epochs=epochs, patch_frames=patch_frames, patch_hop_frames=patch_hop, batch_size=batch_size,
         learning_rate=learning_rate, patience=patience, val_fraction=val_fraction, seed=seed, max_duration=max_duration,
     )
-    from tfaudio.cli.common import progress as _progress
     from tfaudio.data.dataset import load_dataset
     from tfaudio.quiet import import_tensorflow_quietly
 
@@ -91,7 +80,7 @@ def train(data, out, latent, epochs, patch_frames, patch_hop, batch_size, learni
     from tfaudio.models.autoencoder.train import train as train_autoencoder
 
     total = len(dataset) if indices is None else len(indices)
-    with _progress(total, "log-mel patches") as bar:
+    with progress(total, "log-mel patches") as bar:
         epochs_bar = None
 
         def on_epoch(epoch, logs):
@@ -113,13 +102,13 @@ def train(data, out, latent, epochs, patch_frames, patch_hop, batch_size, learni
     facts = {
         "data": str(dataset.root if dataset.source == "folders" else dataset.source),
         "folds": list(folds) or None,
-        "skipped": [[p.path, p.reason] for p in result.skipped],
+        "skipped": [[p.shown, p.reason] for p in result.skipped],
         "figures": figures,
     }
     save(result, out, facts)
     val = result.history["val_masked_mse"]
     for problem in result.skipped:
-        click.echo(f"skipped {problem.path}: {problem.reason}", err=True)
+        click.echo(f"skipped {problem.shown}: {problem.reason}", err=True)
     click.echo(
         f"trained on {len(result.train_clips)} clips ({len(result.val_clips)} held out for validation), "
         f"{len(result.history['loss'])} epochs; kept epoch {result.best_epoch}"
@@ -137,7 +126,7 @@ def train(data, out, latent, epochs, patch_frames, patch_hop, batch_size, learni
 @autoencoder.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="SavedModel folder to write.")
-@_errors
+@friendly_errors
 def export(model_dir, out):
     """Export the encoder as a SavedModel: waveform in, embedding out.
 
@@ -145,6 +134,7 @@ def export(model_dir, out):
     waveform float32 [batch, samples] at 16 kHz in, embedding [batch, 2 * latent] out (mean
     and standard deviation over the clip's patches, as `autoencoder:PATH` embeds), plus
     embedding_mean [batch, latent]. The export is reloaded and checked against the model."""
+    check_writable(out)
     from tfaudio.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()

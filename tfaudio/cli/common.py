@@ -1,29 +1,67 @@
-"""Pieces every `tfaudio` command module shares (kept apart from `tfaudio.cli` so command
+"""Pieces every `tfaudio` command module shares (kept apart from `tfaudio.cli.main` so command
 modules can import them without importing the command group itself)."""
 
 from __future__ import annotations
 
 import functools
 import sys
+import warnings
+from collections.abc import Mapping
 
 import click
 
-from tfaudio.comparison.run import CompareError
-from tfaudio.data.audio import AudioError
-from tfaudio.data.dataset import DatasetError
+from tfaudio.errors import TfaudioError, TfaudioWarning
 
 
-def friendly_errors(command):
-    """Turn the errors a user can cause into one-line messages instead of stack traces."""
+def friendly_errors(command=None, *, prefixes: Mapping[type[TfaudioError], str] | None = None):
+    """Wrap a command so what the user can fix reads as one message, not a stack trace.
+
+    A TfaudioError (or a FileNotFoundError) becomes `Error: <message>` with exit status 1,
+    the message led by `prefixes[type]` where one is given (`visualize` says "model
+    unavailable: "). Each distinct TfaudioWarning (a clamped t-SNE perplexity, a quarantined
+    cache shard, a clip too short to analyse) is printed as one `warning: ...` line on stderr once
+    the command ends, failed or not; other warnings are shown as Python shows them. Use as `@friendly_errors` or
+    `@friendly_errors(prefixes={...})`.
+    """
+    if command is None:
+        return functools.partial(friendly_errors, prefixes=prefixes)
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (AudioError, DatasetError, CompareError, FileNotFoundError) as err:
-            raise click.ClickException(str(err)) from None
+        printable_streams()
+        notes = {}  # message -> None: each distinct warning once, in order
+        show = warnings.showwarning
+
+        def keep(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, TfaudioWarning):
+                notes[str(message)] = None
+            else:  # not ours to judge: show it as Python would have
+                show(message, category, filename, lineno, file, line)
+
+        with warnings.catch_warnings():  # restores the filters and showwarning on the way out
+            warnings.simplefilter("always", TfaudioWarning)
+            warnings.showwarning = keep
+            try:
+                return command(*args, **kwargs)
+            except (TfaudioError, FileNotFoundError) as err:
+                prefix = next((p for kind, p in (prefixes or {}).items() if isinstance(err, kind)), "")
+                raise click.ClickException(f"{prefix}{err}") from None
+            finally:
+                for note in notes:
+                    click.echo(f"warning: {note}", err=True)
 
     return wrapper
+
+
+def printable_streams() -> None:
+    """Let stdout and stderr print every file name. A name holding a byte that is not UTF-8
+    reaches Python as a surrogate escape (`bad\\udcffbyte.wav`), which a strict UTF-8 stream
+    (any UTF-8 locale but C.UTF-8) refuses with UnicodeEncodeError. Commands print names through
+    tfaudio.data.audio.printable_path (`bad\\xffbyte.wav`); this is the net for a name printed
+    as it is."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def progress(total: int, desc: str):

@@ -7,27 +7,9 @@ from pathlib import Path
 
 import click
 
+from tfaudio.cli.common import friendly_errors
+from tfaudio.outputs import check_writable
 from tfaudio.training.config import AUGMENTATIONS, BACKBONES, SPLITS
-
-
-def _fail_clearly(command):
-    """The shared friendly-error wrapper, extended with this module's own error types."""
-    import functools
-
-    from tfaudio.cli.common import friendly_errors as _friendly_errors
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from tfaudio.assets import WeightsError
-        from tfaudio.training.config import TrainingError
-        from tfaudio.training.export import ExportError
-
-        try:
-            return command(*args, **kwargs)
-        except (TrainingError, ExportError, WeightsError) as err:
-            raise click.ClickException(str(err)) from None
-
-    return _friendly_errors(wrapper)
 
 
 @click.command()
@@ -53,14 +35,21 @@ def _fail_clearly(command):
 @click.option("--native-size", is_flag=True, help="mobilenet_v2: feed the native spectrogram, not 224 x 224.")
 @click.option("--patience", default=5, show_default=True, help="Early-stopping patience (epochs).")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--logdir", type=click.Path(file_okay=False, path_type=Path), help="TensorBoard logs, curves, metrics (default: runs/NAME).")
+@click.option("--logdir", type=click.Path(file_okay=False, path_type=Path), help="TensorBoard logs, curves, metrics (default: runs/NAME); "
+              "LOGDIR-2, LOGDIR-3, ... when an earlier run has it.")
 @click.option("--tflite", is_flag=True, help="Also write NAME/<version>/model.tflite.")
-@_fail_clearly
+@friendly_errors
 def train(data, backbone, out, epochs, fine_tune_epochs, unfreeze_last, lr, fine_tune_lr, batch_size, duration, augment,
           noise_dir, split, val_fold, group_column, no_class_weights, weights, native_size, patience, seed, logdir, tflite):
     """Train a classifier on DATA by transfer learning: the backbone frozen (its outputs computed
     once and cached), then its last blocks fine-tuned; export a SavedModel that takes raw
-    16 kHz waveforms. Watch it with `tensorboard --logdir runs/`."""
+    16 kHz waveforms. Watch it with `tensorboard --logdir runs/`. Each run keeps its own log
+    folder: LOGDIR when it is new, else LOGDIR-2, LOGDIR-3, ... beside it."""
+    if logdir is None:
+        logdir = Path("runs") / (out.name if out is not None else backbone)
+    for folder in (out, logdir):  # before any clip is decoded or epoch trained
+        if folder is not None:
+            check_writable(folder)
     from tfaudio.training.config import AugmentConfig, TrainConfig
 
     config = TrainConfig(
@@ -69,8 +58,6 @@ def train(data, backbone, out, epochs, fine_tune_epochs, unfreeze_last, lr, fine
         val_fold=val_fold, class_weights=not no_class_weights, augment=AugmentConfig(tuple(augment), noise_dir=noise_dir),
         weights=weights, resize=not native_size,
     )
-    if logdir is None:
-        logdir = Path("runs") / (out.name if out is not None else backbone)
     from tfaudio.training.loop import train as run
 
     result = run(data, config, out=out, logdir=logdir, tflite=tflite, group_column=group_column)
@@ -84,6 +71,7 @@ def train(data, backbone, out, epochs, fine_tune_epochs, unfreeze_last, lr, fine
     click.echo(" " * (width + 2) + " ".join(f"{n[:6]:>6}" for n in names))
     for name, row in zip(names, m["confusion"]):
         click.echo(f"{name:<{width}}  " + " ".join(f"{v:>6}" for v in row))
+    logdir = result.logdir  # this run's own folder
     click.echo(f"curves: {logdir / 'curves.html'}, {logdir / 'curves.png'}; TensorBoard: tensorboard --logdir {logdir}")
     if result.export_dir is not None:
         click.echo(f"exported: {result.export_dir}" + (f" (+ {result.export_dir / 'model.tflite'})" if tflite else ""))
@@ -93,26 +81,39 @@ def train(data, backbone, out, epochs, fine_tune_epochs, unfreeze_last, lr, fine
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
-@_fail_clearly
+@friendly_errors
 def predict(model, files, as_json):
     """Classify audio FILES with an exported MODEL (saved_models/NAME or a version folder):
-    a label and the class probabilities per file."""
+    a label and the class probabilities per file. A file that cannot be classified is named on
+    stderr with its problem and the others go on; the exit status is then 1."""
     from tfaudio.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from tfaudio.data.audio import load
+    from tfaudio.data.audio import AudioError, load, printable_path
     from tfaudio.training.export import MIN_SECONDS
     from tfaudio.training.export import load as load_model
 
     served = load_model(model)
+    failed = 0
     for path in files:
-        wave = load(path, served.sample_rate)
+        shown = printable_path(path)
+        try:
+            wave = load(path, served.sample_rate)
+        except AudioError as err:
+            failed += 1
+            click.echo(f"skipped {shown}: {err.problem}", err=True)
+            continue
         if len(wave) < MIN_SECONDS * served.sample_rate:
-            raise click.ClickException(f"{path}: {len(wave) / served.sample_rate:.3f} s long; the model needs at least {MIN_SECONDS} s")
+            failed += 1
+            click.echo(f"skipped {shown}: {len(wave) / served.sample_rate:.3f} s long; the model needs at least "
+                       f"{MIN_SECONDS} s", err=True)
+            continue
         probabilities, labels = served.predict(wave)
         scores = dict(zip(served.class_names, map(float, probabilities[0])))
         if as_json:
-            click.echo(json.dumps({"file": str(path), "label": labels[0], "probabilities": scores}))
+            click.echo(json.dumps({"file": shown, "label": labels[0], "probabilities": scores}))
         else:
             ranked = sorted(scores.items(), key=lambda kv: -kv[1])
-            click.echo(f"{path}  {labels[0]}  " + "  ".join(f"{k} {v:.3f}" for k, v in ranked))
+            click.echo(f"{shown}  {labels[0]}  " + "  ".join(f"{k} {v:.3f}" for k, v in ranked))
+    if failed:
+        raise click.ClickException(f"{failed} of {len(files)} file(s) could not be classified (named above)")

@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-import warnings
 from pathlib import Path
 
 import click
 
+from tfaudio.cli.common import friendly_errors
+from tfaudio.models.base import ModelUnavailable
+from tfaudio.outputs import check_writable
+
 _MODEL_HELP = "handcrafted, yamnet, vggish, wav2vec2, hub:<handle or folder>, hf:<id or folder>; repeat for several."
-
-
-def _viz_errors(command):
-    """Errors a user can cause become one-line messages (no stack trace); adjustments
-    (VizWarning) are printed as one 'warning:' line each on stderr."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from tfaudio.data.audio import AudioError
-        from tfaudio.data.dataset import DatasetError
-        from tfaudio.models.registry import ModelUnavailable
-        from tfaudio.viz.points import VizError, VizWarning
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", VizWarning)
-            try:
-                return command(*args, **kwargs)
-            except ModelUnavailable as err:
-                raise click.ClickException(f"model unavailable: {err}") from None
-            except (VizError, AudioError, DatasetError, FileNotFoundError) as err:
-                raise click.ClickException(str(err)) from None
-            finally:
-                for warning in caught:
-                    if issubclass(warning.category, VizWarning):
-                        click.echo(f"warning: {warning.message}", err=True)
-                    else:  # not ours to judge: show it as Python would have
-                        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
-
-    return wrapper
+# These two commands have always said which kind of failure a missing model is.
+_PREFIXES = {ModelUnavailable: "model unavailable: "}
 
 
 def _common(command):
@@ -74,7 +49,7 @@ def _common(command):
 @click.option("--link-audio", is_flag=True, help="Link the audio files relative to the page instead of embedding them.")
 @click.option("--audio-rate", default=16000, show_default=True, help="Sample rate of embedded audio (8000: about a third smaller).")
 @click.option("--title", help="Page title.")
-@_viz_errors
+@friendly_errors(prefixes=_PREFIXES)
 def visualize(data, models, pooling, batch_size, max_duration, group_column, store, thumbnail_seconds, method, out,
               perplexity, iterations, neighbors, seed, scaling, knn, link_audio, audio_rate, title):
     """Write an interactive page of 2-D projections (PCA, t-SNE or UMAP), one panel per model:
@@ -86,6 +61,7 @@ def visualize(data, models, pooling, batch_size, max_duration, group_column, sto
 
     if out.suffix.lower() not in (".html", ".htm"):
         raise click.BadParameter(f"'{out}' must end in .html", param_hint="--out")
+    check_writable(out, folder=False)  # before any clip is embedded
     projection = ProjectionConfig(method=method, perplexity=perplexity, iterations=iterations, neighbors=neighbors,
                                   seed=seed, scaling=scaling)
     result = run(
@@ -96,7 +72,7 @@ def visualize(data, models, pooling, batch_size, max_duration, group_column, sto
         group_column=group_column, title=title,
     )
     for problem in result.skipped:
-        click.echo(f"  skipped {problem.path}: {problem.reason}", err=True)
+        click.echo(f"  skipped {problem.shown}: {problem.reason}", err=True)
     click.echo(result.summary())
     click.echo(f"wrote {out} ({result.clips} clips, {result.classes} classes, {result.bytes / 1e6:.1f} MB)")
 
@@ -105,19 +81,20 @@ def visualize(data, models, pooling, batch_size, max_duration, group_column, sto
 @_common
 @click.option("--logdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the projector files (e.g. runs/esc10).")
-@_viz_errors
+@friendly_errors(prefixes=_PREFIXES)
 def projector(data, models, pooling, batch_size, max_duration, group_column, store, thumbnail_seconds, logdir):
     """Export embeddings for TensorBoard's embedding projector: one tensor per model,
     metadata.tsv (label, file, fold), a sprite of log-mel thumbnails and the projector
     config. Prints the tensorboard command that opens it."""
     from tfaudio.viz import MediaConfig, export_projector
 
+    check_writable(logdir)  # before any clip is embedded
     result = export_projector(
         data, models, logdir, media=MediaConfig(max_seconds=thumbnail_seconds), pooling=pooling, store=store,
         batch_size=batch_size, max_duration=max_duration, group_column=group_column,
     )
     for problem in result.skipped:
-        click.echo(f"  skipped {problem.path}: {problem.reason}", err=True)
+        click.echo(f"  skipped {problem.shown}: {problem.reason}", err=True)
     tensors = ", ".join(f"{name} {rows}x{dim}" for name, (rows, dim) in result.tensors.items())
     click.echo(f"wrote {logdir}: {tensors}; metadata.tsv; sprite.png ({result.sprite_cell} px thumbnails)")
     click.echo(f"open it with:\n  {result.command}\nthen the PROJECTOR tab (http://localhost:6006/#projector)")

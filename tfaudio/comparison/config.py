@@ -5,18 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tfaudio.comparison.classifiers import CLASSIFIERS, ClassifierSpec
+from tfaudio.data.splits import CROSS_VALIDATION
+from tfaudio.errors import TfaudioError
 
 #: The representation every other one is tested against.
 BASELINE = "handcrafted"
-#: `--model autoencoder`: trained on each split's training clips (see `_autoencoder_features`).
-AUTOENCODER = "autoencoder"
-
 
 #: Split strategies a comparison accepts (each tests every clip exactly once).
-SPLITS = ("auto", "predefined", "group", "stratified")
+SPLITS = CROSS_VALIDATION
 
 
-class CompareError(Exception):
+class CompareError(TfaudioError):
     """A comparison that cannot run as asked (a model unavailable under --strict, no classes left)."""
 
 
@@ -26,11 +25,12 @@ class CompareConfig:
 
     models: representation names (the baseline is added when missing: every learned
     representation is judged against it). classifiers: keys of `evaluate.CLASSIFIERS`.
-    split: "auto" (the manifest's folds, else group-aware, else stratified k-fold) or a
-    strategy of `data.make_splits`; folds: k for the generated splits. params: per-classifier
+    split: "auto" (the manifest's folds, else group-aware, else stratified k-fold) or another
+    of `tfaudio.data.splits.CROSS_VALIDATION`; folds: k for the generated splits. params: per-classifier
     hyperparameter overrides, ((classifier, ((name, value), ...)), ...). pooling: clip pooling
     for every model (None: each model's default). strict: an unavailable model or unreadable
-    file stops the run. ae_epochs / latent: for the autoencoder, trained per split.
+    file stops the run. ae_epochs / latent: epochs and bottleneck size of a representation
+    fitted on each split's training clips (the autoencoder), passed on as `fit_settings`.
     """
 
     models: tuple[str, ...] = (BASELINE, "yamnet")
@@ -62,6 +62,12 @@ class CompareConfig:
     def spec(self, classifier: str) -> ClassifierSpec:
         overrides = dict(self.params).get(classifier, ())
         return ClassifierSpec(classifier, tuple(overrides), self.seed)
+
+    @property
+    def fit_settings(self) -> dict:
+        """What a representation fitted per split takes from this comparison
+        (`LearnedRepresentation.configure`: each takes the settings it knows)."""
+        return {"epochs": self.ae_epochs, "latent": self.latent, "seed": self.seed, "max_duration": self.max_duration}
 
     @property
     def model_list(self) -> tuple[str, ...]:

@@ -3,72 +3,29 @@
 Each paragraph states a measurement first (who wins, by how much, whether significantly,
 which classes gain, which confusions remain) and only then a hypothesis, tied to a fact about
 the models: what each was trained on, its vector size against the training clips per split,
-its receptive field against the clips' length. Nothing here is a canned verdict: change the
-numbers and the text changes with them.
+its receptive field against the clips' length (the facts `tfaudio models` lists too: the
+registry's model cards). Nothing here is a canned verdict: change the numbers and the text
+changes with them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tfaudio.comparison.result import BASELINE
+from tfaudio.models.registry import card_for
 
 if TYPE_CHECKING:
     from tfaudio.comparison.result import ComparisonResult
 
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """What a representation learned from and what it sees at once.
-
-    receptive_seconds: audio one frame vector summarizes (None: the whole clip / not fixed);
-    hop_seconds: time between its frames.
-    """
-
-    trained_on: str
-    receptive_seconds: float | None
-    hop_seconds: float | None
-    domain: str  # "general sounds", "speech", "this dataset", "hand-crafted"
-
-    def frames(self, seconds: float) -> int:
-        """Frames a clip of `seconds` gives (at least one: short clips are padded)."""
-        if not self.receptive_seconds or not self.hop_seconds:
-            return 1
-        return 1 + max(0, int((seconds - self.receptive_seconds) // self.hop_seconds))
-
-
-#: Published facts about the built-in representations (YAMNet and VGGish: the AudioSet
-#: release notes; Wav2Vec2: Baevski et al. 2020; the others: this project).
-FACTS = {
-    "handcrafted": ModelFacts("nothing: fixed formulas (MFCCs with deltas, spectral centroid, bandwidth, roll-off, "
-                              "flatness, contrast, zero-crossing rate, RMS), averaged over the clip", 0.025, 0.01,
-                              "hand-crafted"),
-    "yamnet": ModelFacts("AudioSet: about 2 million 10 s YouTube clips labelled with 521 sound event classes "
-                         "(animals, weather, machines, music, speech)", 0.96, 0.48, "general sounds"),
-    "vggish": ModelFacts("YouTube-8M audio: about 8 million videos with video-level topic labels", 0.96, 0.96,
-                         "general sounds"),
-    "wav2vec2": ModelFacts("960 hours of read English speech (LibriSpeech), self-supervised, then fine-tuned for "
-                           "speech recognition", 0.025, 0.02, "speech"),
-    "autoencoder": ModelFacts("this dataset's own training clips, without labels (reconstruction of log-mel "
-                              "patches)", None, None, "this dataset"),
-}
 
 #: Published results on ESC-10 (Piczak 2015, "ESC: Dataset for Environmental Sound Classification").
 ESC10_CLASSES = {"dog", "rooster", "rain", "sea_waves", "crackling_fire", "crying_baby", "sneezing", "clock_tick",
                  "helicopter", "chainsaw"}
 ESC10_ANCHORS = "Piczak (2015) reports 72.7 % for a random forest on MFCC and zero-crossing-rate features on ESC-10, " \
                 "and 95.7 % for human listeners"
-
-
-def facts_for(name: str) -> ModelFacts | None:
-    if name in FACTS:
-        return FACTS[name]
-    if name == "hf:facebook/wav2vec2-base-960h":  # the default; other checkpoints differ (languages, tuning)
-        return FACTS["wav2vec2"]
-    return None
 
 
 def _pct(value: float) -> str:
@@ -111,12 +68,19 @@ def _verdict(result: ComparisonResult) -> str:
             return (f"**Only the hand-crafted baseline was evaluated**: {_label(best)} reaches "
                     f"{_pct(best.metrics.accuracy)} (95 % CI {_pct(best.metrics.accuracy_ci[0])}–"
                     f"{_pct(best.metrics.accuracy_ci[1])}). Add a learned representation (--model yamnet) to compare.")
-        test = runner.versus_baseline
+        test, same = runner.versus_baseline, result.run(BASELINE, runner.classifier)
+        # Say which side is ahead: the runner can beat the baseline with its own classifier while
+        # losing to the baseline's best, and a bare p-value would read as either.
+        ahead = ("ahead of" if test.only_a > test.only_b else "behind" if test.only_a < test.only_b
+                 else "level with")
+        significance = "significant" if test.p_value < 0.05 else "not significant"
         return (f"**The hand-crafted baseline wins**: {_label(best)} reaches {_pct(best.metrics.accuracy)} "
                 f"(95 % CI {_pct(best.metrics.accuracy_ci[0])}–{_pct(best.metrics.accuracy_ci[1])}). The best learned "
                 f"representation, {_label(runner)}, reaches {_pct(runner.metrics.accuracy)} "
-                f"({_pp(runner.metrics.accuracy - best.metrics.accuracy)}); against the baseline with the same "
-                f"classifier McNemar gives {_p(test.p_value)}.")
+                f"({_pp(runner.metrics.accuracy - best.metrics.accuracy)}). Against the baseline with the same "
+                f"classifier ({_label(same)}, {_pct(same.metrics.accuracy)}) it is {ahead} it: right where that "
+                f"baseline is wrong on {_clips(test.only_a)}, wrong where it is right on {_clips(test.only_b)}; "
+                f"McNemar gives {_p(test.p_value)} ({significance}).")
     test = result.winner_versus_baseline()
     margin = best.metrics.accuracy - base.metrics.accuracy
     if test.p_value < 0.05 and test.only_a <= test.only_b:
@@ -147,8 +111,8 @@ def _others(result: ComparisonResult) -> str | None:
         test = best.versus_baseline
         verdict = ("significantly better than" if test.p_value < 0.05 and test.only_a > test.only_b
                    else "significantly worse than" if test.p_value < 0.05 else "not significantly different from")
-        facts = facts_for(info.name)
-        learned = f"; it learned from {facts.trained_on}" if facts else ""
+        card = card_for(info.name)
+        learned = f"; it learned from {card.trained_on}" if card else ""
         sentences.append(f"{info.name} reaches {_pct(best.metrics.accuracy)} at best ({_label(best)}), "
                          f"{verdict} the baseline with the same classifier ({_p(test.p_value)}){learned}.")
     return " ".join(sentences) or None
@@ -220,9 +184,9 @@ def _hypotheses(result: ComparisonResult) -> str | None:
     """Why the numbers may look as they do: training data, vector size, receptive field."""
     parts = []
     best = result.winner
-    facts = facts_for(best.representation)
-    if facts is not None and best.representation != BASELINE:
-        parts.append(f"{best.representation} was trained on {facts.trained_on}.")
+    card = card_for(best.representation)
+    if card is not None and best.representation != BASELINE:
+        parts.append(f"{best.representation} was trained on {card.trained_on}.")
     train_size = int(np.median([len(s.train) for s in result.splits]))
     for info in result.representations:
         if info.dim <= train_size:
@@ -234,7 +198,7 @@ def _hypotheses(result: ComparisonResult) -> str | None:
                          "by the less regularized ones rather than a weaker representation.")
     median = result.summary["duration_seconds"]["median"]
     for info in result.representations:
-        f = facts_for(info.name)
+        f = card_for(info.name)
         if f is None or not f.receptive_seconds or f.receptive_seconds < 0.5 or median <= 0:
             continue
         if median < f.receptive_seconds:
@@ -244,7 +208,7 @@ def _hypotheses(result: ComparisonResult) -> str | None:
             parts.append(f"A median clip ({median:.2f} s) gives {info.name} about {f.frames(median)} patches of "
                          f"{f.receptive_seconds} s every {f.hop_seconds} s, pooled by {info.pooling}: each vector "
                          "summarizes several views of the sound.")
-    speech = [i.name for i in result.representations if (f := facts_for(i.name)) and f.domain == "speech"]
+    speech = [i.name for i in result.representations if (f := card_for(i.name)) and f.domain == "speech"]
     if speech:
         ranks = {r.representation: pos for pos, r in enumerate(result.ranked())}
         parts.append(f"{', '.join(speech)} learned from speech only; if these sounds are not speech, expect it to "

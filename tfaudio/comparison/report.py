@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tfaudio import outputs
 from tfaudio.comparison.classifiers import CLASSIFIERS
 from tfaudio.comparison.discussion import paragraphs
 from tfaudio.comparison.result import BASELINE
+from tfaudio.data.audio import printable_path
 
 if TYPE_CHECKING:
     from tfaudio.comparison.result import ComparisonResult
@@ -59,7 +61,7 @@ def metrics_dict(result: ComparisonResult) -> dict:
     versus = result.winner_versus_baseline()
     config = result.config
     return _round({
-        "dataset": {**result.summary, "root": str(result.dataset.root), "classes_compared": list(result.classes),
+        "dataset": {**result.summary, "root": printable_path(result.dataset.root), "classes_compared": list(result.classes),
                     "clips_compared": len(result.dataset)},
         "fallback": result.fallback,
         "splits": {"strategy": result.split_strategy,
@@ -67,7 +69,7 @@ def metrics_dict(result: ComparisonResult) -> dict:
         "representations": [{"name": i.name, "dim": i.dim, "pooling": i.pooling, "identity": i.identity,
                              "trained_per_split": i.per_split} for i in result.representations],
         "unavailable": [{"name": u.name, "reason": u.reason} for u in result.unavailable],
-        "skipped": [{"path": p.path, "reason": p.reason} for p in result.skipped],
+        "skipped": [{"path": p.shown, "reason": p.reason} for p in result.skipped],
         "runs": [
             {
                 "representation": r.representation,
@@ -232,7 +234,7 @@ def _dataset_rows(result: ComparisonResult) -> list[list[str]]:
     s = result.summary
     d = s["duration_seconds"]
     return [
-        ["source", f"{result.dataset.root} ({s['source']})"],
+        ["source", f"{printable_path(result.dataset.root)} ({s['source']})"],
         ["clips", f"{s['clips']} readable in {len(s['classes'])} classes; {len(result.dataset)} compared in "
                   f"{len(result.classes)} classes"],
         ["duration", f"median {d['median']:.2f} s (min {d['min']:.2f}, max {d['max']:.2f}); "
@@ -258,7 +260,7 @@ def _repro_rows(result: ComparisonResult) -> list[list[str]]:
 
 
 def markdown(result: ComparisonResult) -> str:
-    name = result.dataset.root.name
+    name = printable_path(result.dataset.root.name)
     parts = [f"# Which representation for {name}?", ""]
     if result.fallback:
         parts += [f"> **Note:** {result.fallback}", ""]
@@ -286,7 +288,7 @@ def _left_out_md(result: ComparisonResult) -> list[str]:
         parts += [f"- **{u.name}**: {(u.reason.splitlines() or [''])[0]}" for u in result.unavailable] + [""]
     if result.skipped or result.dataset_ignored:
         parts += ["## Skipped files and classes", ""]
-        parts += [f"- `{p.path}`: {p.reason}" for p in [*result.skipped, *result.dataset_ignored]] + [""]
+        parts += [f"- `{p.shown}`: {p.reason}" for p in [*result.skipped, *result.dataset_ignored]] + [""]
     if result.notes:
         parts += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
     return parts
@@ -318,7 +320,7 @@ def page(result: ComparisonResult) -> str:
     """The self-contained HTML report (plotly.js inlined once, so it opens offline)."""
     import plotly.io as pio
 
-    name = result.dataset.root.name
+    name = printable_path(result.dataset.root.name)
     figures = _figures(result)
     blocks = []
     for i, (title, figure) in enumerate(figures):
@@ -334,7 +336,7 @@ def page(result: ComparisonResult) -> str:
     problems = [*result.skipped, *result.dataset_ignored]
     if problems:
         left_out += "<h2>Skipped files and classes</h2>" + _html_table(["file or class", "reason"],
-                                                                      [[p.path, p.reason] for p in problems])
+                                                                      [[p.shown, p.reason] for p in problems])
     if result.notes:
         left_out += "<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in result.notes) + "</ul>"
     note = f'<p class="note"><strong>Note:</strong> {html.escape(result.fallback)}</p>' if result.fallback else ""
@@ -361,12 +363,17 @@ prediction per clip), timings.json.</p>
 
 
 def write_report(result: ComparisonResult, out: str | Path) -> Path:
-    """Write the report files into `out`; returns the path of index.html."""
+    """Write the report files into `out`; returns the path of index.html.
+
+    Each file is written whole or not at all (tfaudio.outputs): a failure part-way leaves an
+    earlier report's file in its place, never a truncated one. The page goes last, so a new
+    index.html means the files beside it are new too.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics_dict(result), indent=2, sort_keys=True) + "\n")
-    (out / "timings.json").write_text(json.dumps(timings_dict(result), indent=2, sort_keys=True) + "\n")
-    result.predictions.to_csv(out / "predictions.csv", index=False)
-    (out / "report.md").write_text(markdown(result))
-    (out / "index.html").write_text(page(result))
-    return out / "index.html"
+    outputs.write_text(out / "metrics.json", json.dumps(metrics_dict(result), indent=2, sort_keys=True) + "\n")
+    outputs.write_text(out / "timings.json", json.dumps(timings_dict(result), indent=2, sort_keys=True) + "\n")
+    with outputs.replacing(out / "predictions.csv") as temporary:
+        result.predictions.to_csv(temporary, index=False)
+    outputs.write_text(out / "report.md", markdown(result))
+    return outputs.write_text(out / "index.html", page(result))

@@ -7,9 +7,11 @@ same folds, and the numbers a reviewer would ask for.
 
 The flow: load the dataset; embed it with each representation through the embedding store
 (so a second comparison costs seconds); keep the clips every representation could read; drop
-classes too small for the split, saying so; build the splits once; cross-validate every
-classifier on every representation over those same splits; test each learned representation
-against the hand-crafted baseline with McNemar's test on the same out-of-fold predictions.
+classes too small for the split, saying so; build the splits once; fit each representation that
+learns from the data (a `LearnedRepresentation`) on every split's training clips and embed the
+split with it; cross-validate every classifier on every representation over those same splits;
+test each learned representation against the hand-crafted baseline with McNemar's test on the
+same out-of-fold predictions.
 """
 
 from __future__ import annotations
@@ -18,49 +20,22 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tfaudio.assets import WeightsError
 from tfaudio.comparison.classifiers import cross_validate
-from tfaudio.comparison.config import AUTOENCODER, BASELINE, CompareConfig, CompareError
+from tfaudio.comparison.config import BASELINE, CompareConfig, CompareError
 from tfaudio.comparison.metrics import mcnemar, score
 from tfaudio.comparison.result import ComparisonResult, RepresentationInfo, Run, Unavailable
 from tfaudio.data.dataset import Dataset, Problem, load_dataset
-from tfaudio.data.splits import Split, make_splits
-
-if TYPE_CHECKING:
-
-    from tfaudio.models.base import Representation
+from tfaudio.data.splits import Split, drop_small_classes, make_splits, minimum_per_class, resolve_strategy
+from tfaudio.models.base import LearnedRepresentation, ModelUnavailable, Representation
+from tfaudio.store import EmbeddingStore
 
 
 def _first_line(err: Exception) -> str:
     return (str(err).splitlines() or [type(err).__name__])[0]
-
-
-def _minimum_per_class(strategy: str, k: int) -> int:
-    """Clips a class needs for the split strategy to put it on both sides of every split."""
-    return k if strategy == "stratified" else 2
-
-
-def _resolve_strategy(dataset: Dataset, strategy: str) -> str:
-    if strategy != "auto":
-        return strategy
-    return "predefined" if dataset.folds is not None else "group" if dataset.groups is not None else "stratified"
-
-
-def _drop_small_classes(dataset: Dataset, needed: int, why: str) -> tuple[Dataset, list[Problem]]:
-    counts = {name: 0 for name in dataset.classes}
-    for clip in dataset.clips:
-        counts[clip.label] += 1
-    small = [name for name, n in counts.items() if n < needed]
-    if not small:
-        return dataset, []
-    problems = [Problem(f"class '{name}'", f"only {counts[name]} readable clip(s); {why} needs at least {needed}, "
-                        "so the class is left out") for name in small]
-    clips = tuple(c for c in dataset.clips if c.label not in small)
-    classes = tuple(name for name in dataset.classes if name not in small)
-    return replace(dataset, clips=clips, classes=classes), problems
 
 
 def _subset(dataset: Dataset, keep: set[str]) -> Dataset:
@@ -71,6 +46,23 @@ def _progress(total: int, desc: str, unit: str = "clip"):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=total < 2, dynamic_ncols=True, leave=False)
+
+
+class _Outcome:
+    """What the steps of one comparison gather: what could not be used, and notes for the report."""
+
+    def __init__(self, config: CompareConfig, log: Callable[[str], None]):
+        self.config, self.log = config, log
+        self.unavailable: list[Unavailable] = []
+        self.skipped: dict[str, Problem] = {}
+        self.notes: list[str] = []
+
+    def left_out(self, name: str, err: Exception) -> None:
+        """A representation that cannot be used: CompareError under --strict, else noted and skipped."""
+        if self.config.strict:
+            raise CompareError(f"{name} is unavailable: {err}") from None
+        self.unavailable.append(Unavailable(name, str(err)))
+        self.log(f"{name}: unavailable, left out ({_first_line(err)})")
 
 
 def compare(
@@ -86,60 +78,18 @@ def compare(
     config.strict); unreadable files are skipped and listed (AudioError under config.strict).
     """
     from tfaudio.data.dataset import summarize
-    from tfaudio.models.registry import ModelUnavailable, get
-    from tfaudio.pipeline.local import EmbedConfig, embed_dataset
-    from tfaudio.quiet import import_tensorflow_quietly
-    from tfaudio.store import EmbeddingStore
 
     dataset = data if isinstance(data, Dataset) else load_dataset(data, group_column=config.group_column)
     if len(dataset) == 0:
         raise CompareError(f"{dataset.root}: no audio clips found")
     store = EmbeddingStore(config.store)
-    embed_config = EmbedConfig(pooling=config.pooling, batch_size=config.batch_size,
-                               max_duration=config.max_duration, strict=config.strict)
-    unavailable: list[Unavailable] = []
-    skipped: dict[str, Problem] = {}
-    tables = {}
-    models: dict[str, Representation] = {}
-    wants_autoencoder = AUTOENCODER in config.model_list
-
-    for name in config.model_list:
-        if name == AUTOENCODER:
-            continue
-        try:
-            models[name] = get(name)
-        except ModelUnavailable as err:
-            if config.strict:
-                raise CompareError(f"{name} is unavailable: {err}") from None
-            unavailable.append(Unavailable(name, str(err)))
-            log(f"{name}: unavailable, left out ({_first_line(err)})")
-            continue
-        with _progress(len(dataset), f"embedding {name}") as bar:
-            table = embed_dataset(dataset, models[name], store, embed_config, progress=bar.update)
-        tables[name] = table
-        for problem in table.stats.skipped:
-            skipped.setdefault(problem.path, problem)
-        log(f"{name}: {len(table.clips)} clips ({table.stats.cached} cached, {table.stats.computed} computed)")
-
+    outcome = _Outcome(config, log)
+    models, tables, learners = _embed_every_model(dataset, store, outcome)
     if BASELINE not in tables:
         raise CompareError("the hand-crafted baseline could not be computed; every comparison needs it")
-    # The same clips for every representation: those each one could read.
-    readable = set.intersection(*({str(c.path) for c in t.clips} for t in tables.values()))
-    for clip in dataset.clips:
-        if str(clip.path) not in readable and str(clip.path) not in skipped:
-            skipped[str(clip.path)] = Problem(str(clip.path), "not embedded by every representation")
-    strategy = _resolve_strategy(dataset, config.split)
-    needed = _minimum_per_class(strategy, config.folds)
-    working, small = _drop_small_classes(_subset(dataset, readable), needed, f"{strategy} cross-validation")
-    for problem in small:
-        log(f"left out {problem.path}: {problem.reason}")
-    if len(working.classes) < 2:
-        raise CompareError(
-            f"{dataset.root}: fewer than 2 classes have enough readable clips for {strategy} cross-validation "
-            f"(at least {needed} each); nothing to compare"
-        )
+    strategy = resolve_strategy(dataset, config.split)
+    working, small = _working_set(dataset, tables, strategy, outcome)
     splits = make_splits(working, strategy, config.folds, config.seed)
-    y = working.labels
 
     vectors: dict[str, np.ndarray | list[np.ndarray]] = {}
     infos: list[RepresentationInfo] = []
@@ -148,26 +98,126 @@ def compare(
         vectors[name] = np.asarray(table.vectors)[[row[str(c.path)] for c in working.clips]]
         infos.append(RepresentationInfo(name, vectors[name].shape[1], table.pooling, models[name].identity(),
                                         table.stats.cached, table.stats.computed, table.stats.seconds))
-    notes: list[str] = []
-    if wants_autoencoder:
-        import_tensorflow_quietly()
-        from tfaudio.models.autoencoder.config import AutoencoderError
-
+    for name, learner in learners.items():
         try:
-            per_split, info = _autoencoder_features(working, splits, config, store, log)
-        except (ModelUnavailable, AutoencoderError, CompareError) as err:
-            if config.strict:
-                raise CompareError(f"autoencoder is unavailable: {err}") from None
-            unavailable.append(Unavailable(AUTOENCODER, str(err)))
-            log(f"{AUTOENCODER}: unavailable, left out ({_first_line(err)})")
+            learner = learner.configure(config.fit_settings)
+            vectors[name], info = _fit_per_split(name, learner, working, splits, store, outcome)
+        except (ModelUnavailable, CompareError) as err:
+            outcome.left_out(name, err)
         else:
-            vectors[AUTOENCODER] = per_split
             infos.append(info)
-            notes.append(
-                f"The autoencoder was trained {len(splits)} times, once per split on that split's training clips "
-                f"only ({config.ae_epochs} epochs max, latent {config.latent}); its test clips never entered its training."
-            )
+            outcome.notes.append(learner.fitting_note(len(splits)))
 
+    runs = _cross_validate(vectors, working, splits, outcome)
+    return ComparisonResult(
+        config=config,
+        dataset=working,
+        summary=summarize(dataset).to_dict(),
+        splits=splits,
+        split_strategy=strategy,
+        representations=infos,
+        runs=runs,
+        # Thumbnails: a per-split representation is drawn with its first split's model.
+        vectors={k: v[0] if isinstance(v, list) else v for k, v in vectors.items()},
+        unavailable=outcome.unavailable,
+        skipped=[*outcome.skipped.values(), *small],
+        notes=list(dict.fromkeys(outcome.notes)),
+        command=command,
+    )
+
+
+def _embed_every_model(dataset: Dataset, store: EmbeddingStore, outcome: _Outcome):
+    """Resolve each model of the comparison and embed the dataset with the ready ones.
+
+    Returns (representations, EmbeddingTables, learned representations to fit per split), each
+    by name; unavailable models go to `outcome`, and so do the clips a table could not read.
+    """
+    from tfaudio.models.registry import get
+    from tfaudio.pipeline.local import EmbedConfig, embed_dataset
+
+    config = outcome.config
+    embed_config = EmbedConfig(pooling=config.pooling, batch_size=config.batch_size,
+                               max_duration=config.max_duration, strict=config.strict)
+    models: dict[str, Representation] = {}
+    tables = {}
+    learners: dict[str, LearnedRepresentation] = {}
+    for name in config.model_list:
+        try:
+            representation = get(name)
+        except ModelUnavailable as err:
+            outcome.left_out(name, err)
+            continue
+        if isinstance(representation, LearnedRepresentation):
+            learners[name] = representation  # fitted per split, once the splits are known
+            continue
+        try:
+            with _progress(len(dataset), f"embedding {name}") as bar:
+                table = embed_dataset(dataset, representation, store, embed_config, progress=bar.update)
+        except (ModelUnavailable, WeightsError) as err:
+            # A pretrained network loads on first use: damaged or mismatched weights show here.
+            outcome.left_out(name, err)
+            continue
+        models[name], tables[name] = representation, table
+        for problem in table.stats.skipped:
+            if problem.path not in outcome.skipped:
+                outcome.skipped[problem.path] = problem
+                outcome.log(f"skipped {problem.shown}: {problem.reason}")
+        outcome.log(f"{name}: {len(table.clips)} clips ({table.stats.cached} cached, {table.stats.computed} computed)")
+    return models, tables, learners
+
+
+def _working_set(dataset: Dataset, tables: dict, strategy: str, outcome: _Outcome) -> tuple[Dataset, list[Problem]]:
+    """The clips every representation could read, without the classes too small for `strategy`
+    (returned as Problems). CompareError when fewer than two classes remain."""
+    config = outcome.config
+    # The same clips for every representation: those each one could read.
+    readable = set.intersection(*({str(c.path) for c in t.clips} for t in tables.values()))
+    for clip in dataset.clips:
+        if str(clip.path) not in readable and str(clip.path) not in outcome.skipped:
+            outcome.skipped[str(clip.path)] = Problem(str(clip.path), "not embedded by every representation")
+    needed = minimum_per_class(strategy, config.folds)
+    working, small = drop_small_classes(_subset(dataset, readable), needed, f"{strategy} cross-validation")
+    for problem in small:
+        outcome.log(f"left out {problem.path}: {problem.reason}")
+    if len(working.classes) < 2:
+        raise CompareError(
+            f"{dataset.root}: fewer than 2 classes have enough readable clips for {strategy} cross-validation "
+            f"(at least {needed} each); nothing to compare"
+        )
+    return working, small
+
+
+def _fit_per_split(name: str, learner: LearnedRepresentation, working: Dataset, splits: list[Split],
+                   store: EmbeddingStore, outcome: _Outcome) -> tuple[list[np.ndarray], RepresentationInfo]:
+    """Per split: `learner` fitted on that split's training clips only, every clip of the split
+    embedded with it. Returns ([float32 [clips, dim] per split], RepresentationInfo).
+
+    Fitted models are kept beside the embedding store (in <store>/..), so a rerun of the same
+    comparison loads them instead of fitting again and gets the very same vectors.
+    """
+    from tfaudio.pipeline.local import EmbedConfig, embed_dataset
+
+    config = outcome.config
+    embed_config = EmbedConfig(pooling=config.pooling, batch_size=config.batch_size, max_duration=config.max_duration)
+    per_split, cached, computed, seconds, identity = [], 0, 0, 0.0, {}
+    for split in splits:
+        representation = learner.fit(working, split.train, models_dir=store.root.parent, part=split.name, log=outcome.log)
+        table = embed_dataset(working, representation, store, embed_config)
+        if len(table.clips) != len(working):
+            raise CompareError(f"the {name} could not embed {len(working) - len(table.clips)} clips of {split.name}")
+        per_split.append(np.asarray(table.vectors))
+        cached, computed, seconds = cached + table.stats.cached, computed + table.stats.computed, seconds + table.stats.seconds
+        # What the fits share: the weights' digests differ from split to split.
+        identity = {k: v for k, v in representation.identity().items() if "sha256" not in k and "digest" not in k}
+    info = RepresentationInfo(name, per_split[0].shape[1], table.pooling,
+                              {**identity, "trained_per_split": True}, cached, computed, seconds, per_split=True)
+    return per_split, info
+
+
+def _cross_validate(vectors: dict, working: Dataset, splits: list[Split], outcome: _Outcome) -> list[Run]:
+    """Every classifier on every representation over the same splits, each learned
+    representation tested against the baseline with the same classifier (McNemar)."""
+    config, y = outcome.config, working.labels
     specs = [config.spec(c) for c in config.classifiers]
     runs: list[Run] = []
     with _progress(len(vectors) * len(specs) * len(splits), "classifiers", unit="fit") as bar:
@@ -175,76 +225,11 @@ def compare(
             for spec in specs:
                 result = cross_validate(features, y, splits, spec)
                 bar.update(len(splits))
-                notes.extend(f"{name}: {warning}" for warning in dict.fromkeys(result.warnings))
+                outcome.notes.extend(f"{name}: {warning}" for warning in dict.fromkeys(result.warnings))
                 runs.append(Run(name, spec.name, result, score(y, result, len(working.classes), config.seed), None))
     baseline = {r.classifier: r for r in runs if r.representation == BASELINE}
-    runs = [
+    return [
         run if run.representation == BASELINE
         else replace(run, versus_baseline=mcnemar(y, run.cv.predictions, baseline[run.classifier].cv.predictions))
         for run in runs
     ]
-    summary = summarize(dataset).to_dict()
-    return ComparisonResult(
-        config=config,
-        dataset=working,
-        summary=summary,
-        splits=splits,
-        split_strategy=strategy,
-        representations=infos,
-        runs=runs,
-        # Thumbnails: a per-split representation is drawn with its first split's model.
-        vectors={k: v[0] if isinstance(v, list) else v for k, v in vectors.items()},
-        unavailable=unavailable,
-        skipped=[*skipped.values(), *small],
-        notes=list(dict.fromkeys(notes)),
-        command=command,
-    )
-
-
-def _autoencoder_features(working: Dataset, splits: list[Split], config: CompareConfig, store, log):
-    """Per split: an autoencoder trained on that split's training clips only; every clip of the
-    split embedded with it. Returns ([float32 [clips, dim] per split], RepresentationInfo).
-
-    Trained weights are kept under <store>/../autoencoders/<key>, keyed by the training clips'
-    content and the settings, so a rerun of the same comparison loads them instead of training
-    again, and gets the very same vectors (the embedding store is keyed by the weights' digest).
-    """
-    import hashlib
-    import json
-    import os
-    import shutil
-
-    from tfaudio.models.autoencoder.config import CONFIG_FILE
-    from tfaudio.models.autoencoder.model import AutoencoderConfig, load_representation
-    from tfaudio.models.autoencoder.train import save, train
-    from tfaudio.pipeline.local import EmbedConfig, embed_dataset
-    from tfaudio.store import hash_clips
-
-    ae_config = AutoencoderConfig(latent=config.latent, epochs=config.ae_epochs, seed=config.seed,
-                                  max_duration=config.max_duration)
-    embed_config = EmbedConfig(pooling=config.pooling, batch_size=config.batch_size, max_duration=config.max_duration)
-    hashes = hash_clips(working.clips)
-    cache = store.root.parent / "autoencoders"
-    per_split, cached, computed, seconds, identity = [], 0, 0, 0.0, {}
-    for split in splits:
-        blob = json.dumps({"config": ae_config.to_dict(), "train": sorted(hashes[i] or "" for i in split.train)},
-                          sort_keys=True, default=str)
-        folder = cache / hashlib.sha256(blob.encode()).hexdigest()[:16]
-        if (folder / CONFIG_FILE).is_file():
-            log(f"autoencoder: {split.name}'s model is cached ({folder})")
-        else:
-            log(f"autoencoder: training on the {len(split.train)} training clips of {split.name}")
-            partial = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-            save(train(working, split.train, ae_config), partial)
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(partial, folder)  # a model folder is complete or absent
-        representation = load_representation(folder, name=AUTOENCODER)
-        table = embed_dataset(working, representation, store, embed_config)
-        if len(table.clips) != len(working):
-            raise CompareError(f"the autoencoder could not embed {len(working) - len(table.clips)} clips of {split.name}")
-        per_split.append(np.asarray(table.vectors))
-        cached, computed, seconds = cached + table.stats.cached, computed + table.stats.computed, seconds + table.stats.seconds
-        identity = {k: v for k, v in representation.identity().items() if "sha256" not in k and "digest" not in k}
-    info = RepresentationInfo(AUTOENCODER, per_split[0].shape[1], table.pooling,
-                              {**identity, "trained_per_split": True}, cached, computed, seconds, per_split=True)
-    return per_split, info

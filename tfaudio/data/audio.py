@@ -9,8 +9,10 @@ and says what is wrong with it.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
+
+from tfaudio.errors import TfaudioError, TfaudioWarning
 
 #: File extensions tfaudio treats as audio (lower case, with the dot).
 AUDIO_EXTENSIONS = frozenset(
@@ -29,15 +33,40 @@ _RESAMPLE_QUALITY = "HQ"
 # a file carrying one is not truncated even though libsndfile reports a size mismatch.
 _PLACEHOLDER_SIZES = {0, 0xFFFFFFFF, 0x7FFFFFFF}
 _DATA_SIZE_MISMATCH = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+#: The shortest analysis window of any tfaudio front end (the 25 ms log-mel frames of YAMNet,
+#: VGGish and the hand-crafted features; wav2vec2's first convolution spans 400 samples at
+#: 16 kHz): a clip shorter than this is embedded as the zero padding around it.
+MIN_USEFUL_SECONDS = 0.025
+# Sample magnitudes beyond this are garbage, not loud audio: 24-bit integer values stored
+# unscaled as float peak at 8.4e6, and float32 power spectra overflow only near 1e16, so this
+# flags the +-1e30 of a damaged float file (NaN vectors in every model) and nothing real.
+_ABSURD_PEAK = 1e9
+_VERIFY_BLOCK_FRAMES = 1 << 16  # frames decoded at a time by verify(): its memory bound
 
 
-class AudioError(Exception):
-    """A file that cannot be used as audio, with the file and the problem named."""
+def printable_path(path: str | bytes | os.PathLike) -> str:
+    """`path` as text that can always be printed or written to UTF-8 files: bytes of the name
+    that are not valid UTF-8 (which Python keeps as surrogate escapes, `bad\\udcffbyte.wav`)
+    are shown as `\\xNN` (`bad\\xffbyte.wav`), as `ls -b` would. Valid names come back unchanged."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+class AudioError(TfaudioError):
+    """A file that cannot be used as audio, with the file and the problem named.
+
+    path is the file's name as the file system gives it (usable to open the file again);
+    the message shows it through printable_path, so it can always be printed.
+    """
 
     def __init__(self, path: str | os.PathLike, problem: str):
-        self.path = str(path)
+        self.path = os.fsdecode(path)
         self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        super().__init__(f"{printable_path(self.path)}: {problem}")
+
+
+class AudioWarning(TfaudioWarning):
+    """A file that was used but whose result deserves a look (a clip shorter than one analysis
+    window); the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -79,27 +108,54 @@ def _check_exists(path: Path) -> None:
         raise AudioError(path, "file is empty (0 bytes)")
 
 
-def _open(path: Path) -> sf.SoundFile:
-    """Open with libsndfile, turning its terse errors into named ones."""
+def _open_problem(path: Path, detail: str) -> str:
+    """What libsndfile's refusal to open the existing, non-empty file `path` means for its user."""
+    suffix = path.suffix.lower()
+    if suffix not in AUDIO_EXTENSIONS:
+        supported = ", ".join(sorted(AUDIO_EXTENSIONS))
+        return f"unsupported format '{path.suffix or '(no extension)'}' (supported: {supported})"
+    if "not recognised" in detail.lower() or not detail:
+        return f"corrupt or unsupported {suffix} file: the header is not recognised"
+    if "regular file" in detail and path.is_file():
+        # libsndfile's MP3 reader says "File does not exist or is not a regular file (possibly a
+        # pipe?)" when it finds no complete frame in a file that is there: a damaged or cut file.
+        return (f"damaged or too short to decode as {suffix} ({path.stat().st_size} bytes): "
+                "no complete audio frame was found")
+    return f"corrupt or header-only {suffix} file: {detail.removeprefix('Error : ')}"
+
+
+def _open(path: Path, *, warn_short: bool = True) -> sf.SoundFile:
+    """Open with libsndfile, turning its terse errors into named ones.
+
+    warn_short: emit an AudioWarning when the file holds less than MIN_USEFUL_SECONDS of audio
+    (the readers that decode it for a model; `info` and `verify` report it their own way).
+    """
     _check_exists(path)
     try:
-        handle = sf.SoundFile(str(path))
+        # The name as bytes: soundfile encodes a str strictly, so a name holding a byte that
+        # is not UTF-8 (kept by Python as a surrogate escape) would raise UnicodeEncodeError.
+        handle = sf.SoundFile(os.fsencode(path))
     except sf.LibsndfileError as err:
-        detail = (err.error_string or "").strip()
-        if path.suffix.lower() not in AUDIO_EXTENSIONS:
-            supported = ", ".join(sorted(AUDIO_EXTENSIONS))
-            problem = f"unsupported format '{path.suffix or '(no extension)'}' (supported: {supported})"
-        elif "not recognised" in detail.lower() or not detail:
-            problem = f"corrupt or unsupported {path.suffix.lower()} file: the header is not recognised"
-        else:
-            problem = f"corrupt or header-only {path.suffix.lower()} file: {detail.removeprefix('Error : ')}"
-        raise AudioError(path, problem) from None
+        raise AudioError(path, _open_problem(path, (err.error_string or "").strip())) from None
     except (OSError, RuntimeError) as err:
         raise AudioError(path, f"cannot open: {err}") from None
     if handle.frames == 0:
         handle.close()
         raise AudioError(path, "contains no audio samples (header only, or truncated before the first frame)")
+    short = short_clip_problem(handle.frames, handle.samplerate) if warn_short else None
+    if short:
+        warnings.warn(AudioWarning(f"{printable_path(path)}: {short}"), stacklevel=3)
     return handle
+
+
+def short_clip_problem(frames: int, sample_rate: int) -> str | None:
+    """Why a clip of `frames` samples at `sample_rate` Hz gives vectors of its zero padding
+    rather than of its sound, or None when it spans at least MIN_USEFUL_SECONDS."""
+    if frames >= MIN_USEFUL_SECONDS * sample_rate:
+        return None
+    return (f"only {frames} sample(s) ({1000 * frames / sample_rate:.2f} ms) of audio, shorter than one "
+            f"{1000 * MIN_USEFUL_SECONDS:.0f} ms analysis window: its vectors describe the zero padding "
+            "around it (close to silence), not its sound")
 
 
 def _check_declared_length(path: Path, handle: sf.SoundFile) -> None:
@@ -118,16 +174,53 @@ def _check_declared_length(path: Path, handle: sf.SoundFile) -> None:
 def info(path: str | os.PathLike) -> AudioInfo:
     """Read a file's header: sample rate, channels, length. Raises `AudioError`."""
     path = Path(path)
-    with _open(path) as handle:
+    with _open(path, warn_short=False) as handle:
         _check_declared_length(path, handle)
-        return AudioInfo(
-            path=str(path),
-            sample_rate=handle.samplerate,
-            channels=handle.channels,
-            frames=handle.frames,
-            format=handle.format,
-            subtype=handle.subtype,
-        )
+        return _describe(path, handle)
+
+
+def _describe(path: Path, handle: sf.SoundFile) -> AudioInfo:
+    return AudioInfo(path=str(path), sample_rate=handle.samplerate, channels=handle.channels,
+                     frames=handle.frames, format=handle.format, subtype=handle.subtype)
+
+
+def verify(path: str | os.PathLike) -> AudioInfo:
+    """`info` after decoding the whole file, block by block (the memory of one block).
+
+    Finds what a header cannot show: a compressed stream cut short (fewer frames decode than
+    the header promises, with the slack `load` allows for MP3 padding), data that does not
+    decode, NaN or infinite samples, and samples so large (beyond 1e9) that every
+    representation would return non-finite vectors. Raises `AudioError` naming the problem.
+    """
+    path = Path(path)
+    with _open(path, warn_short=False) as handle:
+        _check_declared_length(path, handle)
+        described = _describe(path, handle)
+        decoded = 0
+        try:
+            # read() rather than blocks(): blocks() yields whole blocks even when the decoder
+            # delivers fewer frames (a cut MP3), their tail uninitialised memory.
+            while (block := handle.read(_VERIFY_BLOCK_FRAMES, dtype="float32", always_2d=True)).shape[0]:
+                _check_block(block, path, decoded)
+                decoded += block.shape[0]
+        except (sf.LibsndfileError, RuntimeError) as err:
+            raise AudioError(path, f"corrupt data: decoding failed ({err})") from None
+    if decoded < described.frames - max(2048, described.frames // 100):
+        raise AudioError(path, f"truncated or corrupt: the header promises {described.frames} frames, "
+                               f"only {decoded} decode")
+    return described
+
+
+def _check_block(block: np.ndarray, path: Path, offset: int) -> None:
+    """block: float32 [frames, channels] starting at frame `offset` of the file."""
+    bad = ~np.isfinite(block).all(axis=1)
+    if bad.any():
+        first = offset + int(np.argmax(bad))
+        raise AudioError(path, f"contains non-finite samples (NaN or inf), first at frame {first}")
+    peak = float(np.abs(block).max()) if block.size else 0.0
+    if peak > _ABSURD_PEAK:
+        raise AudioError(path, f"holds samples of magnitude {peak:.3g} (float audio lies within ±1): "
+                               "every representation would return non-finite vectors")
 
 
 def _to_mono(block: np.ndarray, channel: int | None, path: Path) -> np.ndarray:
@@ -224,6 +317,105 @@ def load(
                 )
             samples = fix_length(samples, needed)
     return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+#: Samples (at the target rate) decoded beyond each end of a resampled span and then dropped: soxr's
+#: HQ filter reaches ~256 of them, so the span's own samples match a whole-file decode to ~1e-7.
+_RESAMPLE_MARGIN = 1024
+
+
+def read_span(
+    path: str | os.PathLike,
+    start: int,
+    stop: int | None,
+    sample_rate: int = 16000,
+    *,
+    end_frames: int | None = None,
+    channel: int | None = None,
+) -> np.ndarray:
+    """Samples [start, stop) at sample_rate of the file, read by seeking: float32 mono [stop - start].
+
+    The span of what `load(path, sample_rate)` returns, without decoding the rest of the file
+    (stop=None or past the end: to the end). end_frames: native frames the file is cut to first
+    (what `load(..., duration=...)` reads). A file at sample_rate gives exactly load's samples; a
+    resampled one is read with `_RESAMPLE_MARGIN` extra samples each side, starting where the rate
+    ratio puts a native sample on the output grid, so it differs from the whole-file decode only by
+    the filter's block rounding (~1e-7).
+    """
+    path = Path(path)
+    with _open(path, warn_short=False) as handle:  # a span is read from a long clip
+        _check_declared_length(path, handle)
+        native, frames = handle.samplerate, handle.frames
+        if end_frames is not None:
+            frames = min(frames, end_frames)
+        if native == sample_rate:
+            first, last, lead = start, frames if stop is None else min(stop, frames), 0
+        else:
+            # Native sample n sits on output sample n * sample_rate / native: start the read where
+            # that is a whole number, so the output grid of the span is the file's grid.
+            unit_out = sample_rate // math.gcd(native, sample_rate)
+            unit_in = native // math.gcd(native, sample_rate)
+            aligned = max(0, start - _RESAMPLE_MARGIN) // unit_out
+            first, lead = aligned * unit_in, start - aligned * unit_out
+            last = frames if stop is None else min(frames, -(-(stop + _RESAMPLE_MARGIN) * unit_in // unit_out))
+        if first >= last:
+            raise AudioError(path, f"sample {start} is past the end of the file")
+        try:
+            handle.seek(first)
+            block = handle.read(last - first, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as err:
+            raise AudioError(path, f"corrupt data after {first / native:.2f} s: decoding failed ({err})") from None
+    if block.shape[0] < (last - first) - max(2048, (last - first) // 100):
+        raise AudioError(path, f"truncated or corrupt: expected {last - first} frames at {first}, decoded {block.shape[0]}")
+    samples = _to_mono(block, channel, path)
+    _check_finite(samples, path, first)
+    samples = resample(samples, native, sample_rate)[lead:]
+    return np.ascontiguousarray(samples if stop is None else samples[: stop - start], dtype=np.float32)
+
+
+def iter_spans(
+    path: str | os.PathLike,
+    spans: list[tuple[int, int | None]],
+    sample_rate: int = 16000,
+    *,
+    end_frames: int | None = None,
+    block_seconds: float = 10.0,
+) -> Iterator[np.ndarray]:
+    """Samples [start, stop) at sample_rate for each span in turn, from one pass over the file.
+
+    spans: (start, stop) pairs in increasing order, possibly overlapping (stop None: to the end).
+    Unlike `read_span`, a resampled file goes through soxr's streaming resampler from its first
+    sample, which gives exactly the samples of the whole-file `load`, bit for bit; memory holds
+    one span and one block. end_frames: native frames the file is cut to (load's duration).
+    """
+    path = Path(path)
+    if info(path).sample_rate == sample_rate:  # seeking is exact: no resampler state to carry
+        for start, stop in spans:
+            yield read_span(path, start, stop, sample_rate, end_frames=end_frames)
+        return
+    with _open(path, warn_short=False) as handle:
+        _check_declared_length(path, handle)
+        native = handle.samplerate
+        frames = handle.frames if end_frames is None else min(handle.frames, end_frames)
+        stream = soxr.ResampleStream(native, sample_rate, 1, dtype="float32", quality=_RESAMPLE_QUALITY)
+        buffered, offset, read = np.zeros(0, np.float32), 0, 0  # buffered[0] is output sample `offset`
+        blocksize = max(1, int(block_seconds * native))
+        for start, stop in spans:
+            while read < frames and (stop is None or offset + len(buffered) < stop):
+                try:
+                    block = handle.read(min(blocksize, frames - read), dtype="float32", always_2d=True)
+                except (sf.LibsndfileError, RuntimeError) as err:
+                    raise AudioError(path, f"corrupt data after {read / native:.2f} s: {err}") from None
+                if not len(block):
+                    raise AudioError(path, f"truncated or corrupt: decoding stopped at frame {read} of {frames}")
+                mono = _to_mono(block, None, path)
+                _check_finite(mono, path, read)
+                read += len(block)
+                buffered = np.concatenate([buffered, stream.resample_chunk(mono, last=read >= frames)])
+            if start < offset:
+                raise ValueError(f"spans must come in increasing order; {start} is before {offset}")
+            yield buffered[start - offset : None if stop is None else stop - offset].copy()
+            buffered, offset = buffered[start - offset :], start  # later spans start no earlier
 
 
 def iter_chunks(

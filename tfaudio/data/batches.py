@@ -1,19 +1,22 @@
-"""Decoded batches of a dataset's clips: zero-padded waveforms with their lengths."""
+"""Decoded batches of a dataset's clips, or of windows of long clips: zero-padded waveforms with
+their lengths, decoded in background threads while the caller works on the previous batch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 import numpy as np
 
 from tfaudio.data.audio import AudioError, fix_length, load
 from tfaudio.data.dataset import Clip
+from tfaudio.data.windows import Window, iter_clip_windows, read_window
 
-if TYPE_CHECKING:  # pandas is imported where a summary is built, not for every dataset read
-    pass
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ def iter_batches(
     on_error: Callable[[AudioError], None] | None = None,
     workers: int = 4,
 ) -> Iterator[Batch]:
-    """Decode clips in parallel threads and yield them in order, `batch_size` at a time.
+    """Decode clips in parallel threads and yield them in order, `batch_size` at a time; the next
+    batch decodes while the caller works on this one.
 
     A clip that fails to decode is passed to on_error and left out of its batch; without
     on_error the AudioError propagates (fail fast).
@@ -51,10 +55,13 @@ def iter_batches(
         except AudioError as err:
             return None, err
 
+    starts = range(0, len(clips), batch_size)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for start in range(0, len(clips), batch_size):
-            part = clips[start : start + batch_size]
-            decoded = list(pool.map(decode, part))
+        # pool.map submits at once: the next batch decodes while the caller works on this one.
+        upcoming = pool.map(decode, clips[:batch_size])
+        for start in starts:
+            decoded = list(upcoming)
+            upcoming = pool.map(decode, clips[start + batch_size : start + 2 * batch_size])
             keep, waves = [], []
             for offset, (wave, err) in enumerate(decoded):
                 if err is not None:
@@ -69,3 +76,195 @@ def iter_batches(
             lengths = np.array([w.shape[0] for w in waves], dtype=np.int32)
             padded = np.stack([fix_length(w, int(lengths.max())) for w in waves])
             yield Batch(np.array(keep, dtype=np.int64), padded, lengths)
+
+
+# ----------------------------------------------------------------------------------------------
+# Windows of long clips: bucketed by length, bounded by total audio, decoded ahead.
+
+#: Batch widths are this many samples times 1, 1.5, 2, 3, 4, 6, 8, ...: a dataset of any mix of
+#: lengths gives a graph a handful of shapes (a clip pads by at most half its length).
+BUCKET_QUANTUM = 1024
+
+
+def bucket_width(samples: int) -> int:
+    """The smallest width of the ladder BUCKET_QUANTUM * {1, 1.5} * 2**k that holds `samples`."""
+    width = BUCKET_QUANTUM
+    while width < samples:
+        width = width * 3 // 2 if width & (width - 1) == 0 else width * 4 // 3  # 2**k -> 1.5 * 2**k -> 2**(k+1)
+    return width
+
+
+@dataclass(frozen=True)
+class WindowBatch:
+    """Decoded windows, zero-padded to one bucket width.
+
+    windows: the work units, in batch order; waveforms: float32 [batch, width];
+    lengths: int32 [batch] real samples per window.
+    """
+
+    windows: tuple[Window, ...]
+    waveforms: np.ndarray
+    lengths: np.ndarray
+
+
+def pad_windows(windows: Sequence[Window], samples: Sequence[np.ndarray]) -> WindowBatch:
+    """Decoded windows -> a WindowBatch padded to `bucket_width` of the longest."""
+    lengths = np.array([len(s) for s in samples], dtype=np.int32)
+    width = bucket_width(int(lengths.max()) if len(lengths) else 0)
+    waveforms = np.zeros((len(samples), width), np.float32)
+    for row, wave in enumerate(samples):
+        waveforms[row, : len(wave)] = wave
+    return WindowBatch(tuple(windows), waveforms, lengths)
+
+
+def batch_windows(windows: Sequence[Window]) -> WindowBatch:
+    """Decode windows (raising `AudioError` for the first that fails) and pad them to one width."""
+    return pad_windows(windows, [read_window(w) for w in windows])
+
+
+class _Buckets:
+    """Windows (with any payload) kept by `bucket_width(window.length)`: `add` returns the bucket
+    that the window would overflow (to be batched now), `rest` what remains, smallest width first."""
+
+    def __init__(self, max_samples: int, max_windows: int):
+        self.max_samples, self.max_windows = max_samples, max_windows
+        self.buckets: dict[int, list] = {}
+
+    def add(self, window: Window, entry) -> list | None:
+        width = bucket_width(window.length)
+        bucket = self.buckets.setdefault(width, [])
+        full = None
+        if bucket and (len(bucket) >= self.max_windows or (len(bucket) + 1) * width > self.max_samples):
+            full, bucket = bucket, []
+            self.buckets[width] = bucket
+        bucket.append(entry)
+        return full
+
+    def rest(self) -> Iterator[list]:
+        for width in sorted(self.buckets):
+            if self.buckets[width]:
+                yield self.buckets[width]
+        self.buckets = {}
+
+
+def group_windows(windows: Iterable[Window], *, max_samples: int, max_windows: int = 32) -> Iterator[list[Window]]:
+    """The batches `iter_window_batches` forms from these windows, in its order: windows bucketed by
+    `bucket_width(window.length)`, a bucket emitted when the next window would overflow it (more
+    than max_windows, or more than max_samples padded samples), the rest at the end, smallest
+    width first. Batch composition decides the last bits of a model's output, so a distributed
+    runner that groups alike gets the local runner's vectors bit for bit."""
+    buckets = _Buckets(max_samples, max_windows)
+    for window in windows:
+        full = buckets.add(window, window)
+        if full:
+            yield full
+    yield from buckets.rest()
+
+
+def iter_window_batches(
+    items: Iterable[T],
+    plan: Callable[[T], list[Window]],
+    *,
+    max_samples: int,
+    max_windows: int = 32,
+    on_error: Callable[[AudioError, T], None] | None = None,
+    prepare: Callable[[list[Window]], list[Window]] | None = None,
+    workers: int = 4,
+) -> Iterator[WindowBatch]:
+    """Batches of windows of similar length, each at most `max_samples` padded samples (and
+    `max_windows` windows), decoded in a background thread one batch ahead of the caller.
+
+    plan(item) gives an item's windows (a clip's, from its header); prepare(windows), if given,
+    may replace them (run in the background too: the hand-crafted loudness reference). Batches are
+    formed as `group_windows` forms them; a long clip's windows are decoded as soon as it is
+    planned, in one pass over the file (`iter_clip_windows`), the others when their batch is. An item whose planning,
+    preparation or decoding fails is passed to on_error (in the caller's thread) and none of its
+    windows are yielded after that; without on_error the AudioError propagates.
+    """
+    events: queue.Queue = queue.Queue(maxsize=1)  # one decoded batch waiting: bounded memory
+    stop = threading.Event()
+
+    def put(event) -> None:
+        while not stop.is_set():
+            try:
+                events.put(event, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            by_position: dict[int, T] = {}
+            failed: set[int] = set()
+            buckets = _Buckets(max_samples, max_windows)
+
+            def decode(entries: list[tuple[Window, np.ndarray | None]]) -> None:
+                waves = list(pool.map(lambda e: _read_or_error(e[0]) if e[1] is None else e[1], entries))
+                good = []
+                for (window, _), wave in zip(entries, waves):
+                    if isinstance(wave, AudioError):
+                        if window.position not in failed:
+                            failed.add(window.position)
+                            put(("error", wave, by_position[window.position]))
+                    elif window.position not in failed:
+                        good.append((window, wave))
+                if good:
+                    put(("batch", pad_windows([w for w, _ in good], [v for _, v in good]), None))
+
+            def add(window: Window, samples: np.ndarray | None) -> None:
+                full = buckets.add(window, (window, samples))
+                if full:
+                    decode(full)
+
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for item in items:
+                    if stop.is_set():
+                        return
+                    windows: list[Window] = []
+                    try:
+                        windows = plan(item)
+                        windows = prepare(windows) if prepare is not None else windows
+                        for window in windows:
+                            by_position[window.position] = item
+                        if len(windows) == 1:  # decoded when its batch is: in parallel with others
+                            add(windows[0], None)
+                            continue
+                        # A long clip is decoded now, in one pass (exact for resampled files too).
+                        for window, samples in iter_clip_windows(windows):
+                            add(window, samples)
+                    except AudioError as err:
+                        if not (windows and windows[0].position in failed):  # not reported yet
+                            failed.update(w.position for w in windows[:1])
+                            put(("error", err, item))
+                for bucket in buckets.rest():
+                    if not stop.is_set():
+                        decode(bucket)
+            put(("done", None, None))
+        except BaseException as err:  # a bug, or an interruption: the caller re-raises it
+            put(("raise", err, None))
+
+    thread = threading.Thread(target=produce, name="tfaudio-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value, item = events.get()
+            if kind == "batch":
+                yield value
+            elif kind == "error":
+                if on_error is None:
+                    raise value
+                on_error(value, item)
+            elif kind == "raise":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _read_or_error(window: Window) -> np.ndarray | AudioError:
+    try:
+        return read_window(window)
+    except AudioError as err:
+        return err

@@ -9,17 +9,20 @@ through that manifest (the layout of ESC-50 and of the datasets tfaudio writes).
 from __future__ import annotations
 
 import csv
+import errno
 import os
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tfaudio.data.audio import AUDIO_EXTENSIONS, AudioError, info
+from tfaudio.assets import sha256_of
+from tfaudio.data.audio import AUDIO_EXTENSIONS, AudioError, info, printable_path, short_clip_problem, verify
+from tfaudio.errors import TfaudioError
 
 if TYPE_CHECKING:  # pandas is imported where a summary is built, not for every dataset read
     import pandas as pd
@@ -28,37 +31,51 @@ if TYPE_CHECKING:  # pandas is imported where a summary is built, not for every 
 MANIFEST_NAMES = ("meta.csv", "manifest.csv")
 
 
-class DatasetError(Exception):
+class DatasetError(TfaudioError):
     """A dataset that cannot be read or split as asked."""
 
 
 @dataclass(frozen=True)
 class Clip:
-    """One labeled recording. fold and group come from a manifest when it has them."""
+    """One labeled recording. fold and group come from a manifest when it has them; listed_as
+    is the manifest's own text for a path that leaves the dataset folder (reports show that,
+    not the absolute path it resolves to)."""
 
     path: Path
     label: str
     fold: int | None = None
     group: str | None = None
+    listed_as: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class Problem:
-    """A file left out, and why."""
+    """A file left out or worth a look, and why. path is the name as the file system or the
+    manifest gives it; `shown` is that name safe to print (see audio.printable_path)."""
 
     path: str
     reason: str
 
+    @property
+    def shown(self) -> str:
+        return printable_path(self.path)
+
 
 @dataclass(frozen=True)
 class Dataset:
-    """Clips with their labels; `classes` is the sorted label list that integer labels index."""
+    """Clips with their labels; `classes` is the sorted label list that integer labels index.
+
+    ignored: files left out (unknown extension, broken or looping links, rows whose file is
+    missing). warnings: clips kept but worth a look: duplicated manifest rows, one file listed
+    under two labels, manifest paths that leave the dataset folder.
+    """
 
     root: Path
     clips: tuple[Clip, ...]
     classes: tuple[str, ...]
     source: str
     ignored: tuple[Problem, ...] = ()
+    warnings: tuple[Problem, ...] = ()
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -86,11 +103,12 @@ class Dataset:
         return np.array([c.group if c.group is not None else f"<clip {i}>" for i, c in enumerate(self.clips)], dtype=object)
 
     def relative(self, clip: Clip) -> str:
-        """The clip's path relative to the dataset root (as a manifest would write it)."""
+        """The clip's path relative to the dataset root (as a manifest would write it), else as
+        the manifest wrote it; always printable (see audio.printable_path)."""
         try:
-            return clip.path.relative_to(self.root).as_posix()
+            return printable_path(clip.path.relative_to(self.root).as_posix())
         except ValueError:
-            return str(clip.path)
+            return printable_path(clip.listed_as or clip.path)
 
     def without(self, paths: Sequence[str | os.PathLike], reason: str) -> Dataset:
         """A copy without the clips at `paths`, recorded in `ignored` with `reason`."""
@@ -100,8 +118,47 @@ class Dataset:
         return replace(self, clips=kept, ignored=self.ignored + gone)
 
 
-def _is_hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+def _not_a_file(path: Path) -> str | None:
+    """Why `path` (not a regular file, nor a link to one) cannot be a clip, or None for a
+    plain folder, which is walked."""
+    if path.is_symlink():
+        try:
+            path.stat()
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                return "symbolic link loop (the link leads back to itself)"
+            return "broken symbolic link (its target does not exist)"
+        if path.is_dir():
+            return "symbolic link to a folder (not followed, so a link loop cannot recurse forever)"
+    if path.is_dir():
+        return None
+    return "not a regular file (a pipe, socket or device)"
+
+
+def _walk(folder: Path, ignored: list[Problem]) -> list[Path]:
+    """Every regular file (or link to one) under `folder`, sorted, outside hidden folders.
+
+    Links to folders are not followed. What cannot be used (links that are broken, loop or
+    lead to folders, unreadable folders, pipes) is added to `ignored`; hidden entries are
+    skipped silently.
+    """
+
+    def unreadable(err: OSError) -> None:
+        ignored.append(Problem(str(err.filename), f"folder cannot be read ({err.strerror})"))
+
+    files, odd = [], []
+    for top, folders, names in os.walk(folder, onerror=unreadable):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in [*folders, *names]:
+            path = Path(top, name)
+            if name.startswith("."):
+                continue
+            if path.is_file():
+                files.append(path)
+            elif (reason := _not_a_file(path)) is not None:
+                odd.append(Problem(str(path), reason))
+    ignored.extend(sorted(odd, key=lambda p: Path(p.path)))
+    return sorted(files)
 
 
 def _from_folders(root: Path) -> Dataset:
@@ -114,9 +171,10 @@ def _from_folders(root: Path) -> Dataset:
             if entry.suffix.lower() in AUDIO_EXTENSIONS:
                 ignored.append(Problem(str(entry), "not inside a class folder"))
             continue
-        for file in sorted(entry.rglob("*")):
-            if not file.is_file() or _is_hidden(file, root):
-                continue
+        if not entry.is_dir():
+            ignored.append(Problem(str(entry), _not_a_file(entry) or "not a folder"))
+            continue
+        for file in _walk(entry, ignored):
             if file.suffix.lower() in AUDIO_EXTENSIONS:
                 clips.append(Clip(path=file, label=entry.name))
             else:
@@ -152,17 +210,33 @@ def _from_manifest(csv_path: Path, group_column: str | None) -> Dataset:
     root = csv_path.parent
     clips: list[Clip] = []
     ignored: list[Problem] = []
+    warnings: list[Problem] = []
+    seen: dict[Path, tuple[int, str]] = {}  # resolved path -> (first line, its label)
     for line, row in enumerate(rows, start=2):
         name, label = row["filename"].strip(), row["label"].strip()
         if not name or not label:
             raise DatasetError(f"{csv_path}, line {line}: empty filename or label")
         path = (root / name).resolve() if not Path(name).is_absolute() else Path(name)
+        outside = _leaves_folder(name)
+        shown = name if outside else str(path)  # never an absolute path the manifest did not write
         if path.suffix.lower() not in AUDIO_EXTENSIONS:
-            ignored.append(Problem(str(path), f"unknown audio extension '{path.suffix or '(none)'}'"))
+            ignored.append(Problem(shown, f"unknown audio extension '{path.suffix or '(none)'}'"))
             continue
         if not path.exists():
-            ignored.append(Problem(str(path), f"listed in {csv_path.name} (line {line}) but not found"))
+            ignored.append(Problem(shown, f"listed in {csv_path.name} (line {line}) but not found"))
             continue
+        if outside:
+            warnings.append(Problem(name, f"{csv_path.name} line {line} points outside the dataset folder"))
+        if (same := path.resolve()) in seen:  # absolute rows are kept as written, so resolve here
+            first, first_label = seen[same]
+            if first_label == label:
+                reason = f"{csv_path.name} line {line} repeats line {first} (same file, label '{label}')"
+            else:
+                reason = (f"{csv_path.name} line {line} lists the file of line {first} under another label: "
+                          f"'{label}', not '{first_label}'")
+            warnings.append(Problem(name, reason))
+        else:
+            seen[same] = (line, label)
         fold = None
         if "fold" in row and row["fold"].strip():
             try:
@@ -170,15 +244,22 @@ def _from_manifest(csv_path: Path, group_column: str | None) -> Dataset:
             except ValueError:
                 raise DatasetError(f"{csv_path}, line {line}: fold must be an integer, got {row['fold']!r}") from None
         group = (row[group_column].strip() or None) if group_column else None
-        clips.append(Clip(path=path, label=label, fold=fold, group=group))
+        clips.append(Clip(path=path, label=label, fold=fold, group=group, listed_as=name if outside else None))
     if not clips:
         raise DatasetError(f"{csv_path}: none of the files it lists could be found")
     if any(c.fold is None for c in clips) and any(c.fold is not None for c in clips):
         raise DatasetError(f"{csv_path}: some rows have a fold and others do not; give every row a fold or none")
     classes = tuple(sorted({c.label for c in clips}))
     return Dataset(
-        root=root.resolve(), clips=tuple(clips), classes=classes, source=str(csv_path), ignored=tuple(ignored)
+        root=root.resolve(), clips=tuple(clips), classes=classes, source=str(csv_path), ignored=tuple(ignored),
+        warnings=tuple(warnings),
     )
+
+
+def _leaves_folder(name: str) -> bool:
+    """Whether a manifest's filename leaves the manifest's folder: absolute, or climbing out
+    with `..` (read as written, before links are followed)."""
+    return Path(name).is_absolute() or os.path.normpath(name).split(os.sep)[0] == ".."
 
 
 def load_dataset(path: str | os.PathLike, *, group_column: str | None = None) -> Dataset:
@@ -204,12 +285,17 @@ def load_dataset(path: str | os.PathLike, *, group_column: str | None = None) ->
 
 @dataclass(frozen=True)
 class Summary:
-    """Header facts of every clip. clips: one row per readable clip (path, label, fold,
-    group, sample_rate, channels, duration, format); unreadable: clips whose header failed."""
+    """Facts of every clip. clips: one row per readable clip (path, label, fold, group,
+    sample_rate, channels, duration, format); unreadable: clips that failed to open or, when
+    decoded, are cut short or hold non-finite samples. duplicates: a clip with the same bytes
+    as an earlier clip at another path (the reason names it and both labels when they differ).
+    short: readable clips shorter than one analysis window (embedded as near silence)."""
 
     dataset: Dataset
     clips: pd.DataFrame
     unreadable: tuple[Problem, ...]
+    duplicates: tuple[Problem, ...] = ()
+    short: tuple[Problem, ...] = ()
 
     def per_class(self) -> pd.DataFrame:
         """clips, total and mean duration per class (every class listed, even if unreadable)."""
@@ -240,27 +326,42 @@ class Summary:
             "groups": int(len(set(self.dataset.groups))) if self.dataset.groups is not None else None,
             "unreadable": [{"path": p.path, "reason": p.reason} for p in self.unreadable],
             "ignored": [{"path": p.path, "reason": p.reason} for p in self.dataset.ignored],
+            # Listed only when there are some, so the facts of a clean dataset read as before.
+            **{
+                key: [{"path": p.path, "reason": p.reason} for p in problems]
+                for key, problems in (("warnings", self.dataset.warnings), ("duplicates", self.duplicates),
+                                      ("short", self.short))
+                if problems
+            },
         }
 
 
-def summarize(dataset: Dataset, progress: Callable[[int], None] | None = None) -> Summary:
-    """Read every clip's header (no decoding). progress(n) is called as clips complete."""
-    rows, unreadable = [], []
+def summarize(dataset: Dataset, progress: Callable[[int], None] | None = None, *, decode: bool = True) -> Summary:
+    """Facts of every clip. progress(n) is called as clips complete.
+
+    decode: decode every clip (block by block, see audio.verify) so that truncated files and
+    files holding non-finite samples count as unreadable, and compare the bytes of clips of
+    equal size to find duplicates; False reads headers only (fast, but misses all three).
+    """
+    rows, unreadable, short = [], [], []
+    read_one = verify if decode else info
 
     def read(clip: Clip):
         try:
-            return clip, info(clip.path), None
+            return clip, read_one(clip.path), None
         except AudioError as err:
             return clip, None, err
 
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
         for clip, meta, err in pool.map(read, dataset.clips):
             if err is not None:
-                unreadable.append(Problem(err.path, err.problem))
+                unreadable.append(Problem(clip.listed_as or err.path, err.problem))
             else:
+                if (why := short_clip_problem(meta.frames, meta.sample_rate)) is not None:
+                    short.append(Problem(clip.listed_as or str(clip.path), why))
                 rows.append(
                     {
-                        "path": str(clip.path),
+                        "path": printable_path(clip.path),  # pandas' arrow strings refuse undecodable bytes
                         "label": clip.label,
                         "fold": clip.fold,
                         "group": clip.group,
@@ -275,4 +376,48 @@ def summarize(dataset: Dataset, progress: Callable[[int], None] | None = None) -
     import pandas as pd
 
     columns = ["path", "label", "fold", "group", "sample_rate", "channels", "duration", "format"]
-    return Summary(dataset=dataset, clips=pd.DataFrame(rows, columns=columns), unreadable=tuple(unreadable))
+    duplicates = _duplicates(dataset) if decode else ()
+    return Summary(dataset=dataset, clips=pd.DataFrame(rows, columns=columns), unreadable=tuple(unreadable),
+                   duplicates=duplicates, short=tuple(short))
+
+
+def _duplicates(dataset: Dataset) -> tuple[Problem, ...]:
+    """Clips whose file has the same bytes as an earlier clip's at another path.
+
+    Only files that share their size with another are hashed, so a dataset without
+    duplicates costs one stat per file plus the hashing of same-sized ones. The same path
+    listed twice is a manifest matter (Dataset.warnings), not repeated here.
+    """
+    first: dict[Path, Clip] = {}
+    for clip in dataset.clips:
+        first.setdefault(clip.path, clip)
+    by_size: dict[int, list[Path]] = defaultdict(list)
+    for path in first:
+        try:
+            by_size[path.stat().st_size].append(path)
+        except OSError:
+            continue  # gone or unreadable: summarize lists it already
+    candidates = [path for paths in by_size.values() if len(paths) > 1 for path in paths]
+
+    def digest(path: Path) -> tuple[Path, str | None]:
+        try:
+            return path, sha256_of(path)
+        except OSError:
+            return path, None
+
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        digests = dict(pool.map(digest, candidates))
+    owner: dict[str, Clip] = {}
+    found = []
+    for path, clip in first.items():  # in clip order, so "earlier" is the listing's order
+        key = digests.get(path)
+        if key is None:
+            continue
+        original = owner.setdefault(key, clip)
+        if original is clip:
+            continue
+        shown = dataset.relative(original)
+        reason = (f"same audio as {shown}, which is labelled '{original.label}', not '{clip.label}'"
+                  if original.label != clip.label else f"same audio as {shown} (both labelled '{clip.label}')")
+        found.append(Problem(clip.listed_as or str(path), reason))
+    return tuple(found)

@@ -6,12 +6,20 @@ The archive goes through the same verified, atomic download as model weights (a 
 corrupt download never lands), and is looked for first in `TFAUDIO_MODELS/datasets/` and the
 cache, so a copy fetched by hand or on another machine is used as is. The prepared folder holds
 `meta.csv` (`filename,label,fold,group`) with the official folds, so `tfaudio compare` uses them.
+
+What is trusted. A downloaded archive is checked against its digest; an archive placed by hand
+(in `TFAUDIO_MODELS/datasets/`, or in the cache without a digest sidecar) is the user's choice
+and is used without one, as for weights (a warning says so). Neither is trusted with paths:
+every entry is checked before anything is written, and an archive whose member or manifest row
+would land outside the prepared folder (`../x`, `/x`, a link leading out) is refused, naming
+the entry, with nothing extracted.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import os
 import shutil
 import tarfile
@@ -21,9 +29,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tfaudio import assets as weights
+from tfaudio.errors import TfaudioError
+
+_LOG = logging.getLogger(__name__)
 
 
-class FetchError(Exception):
+class FetchError(TfaudioError):
     """A dataset that could not be downloaded or prepared; the message says why and what to do."""
 
 
@@ -53,6 +64,12 @@ def _esc_prepare(only_esc10: bool) -> Callable[[Path, Path], int]:
             rows = list(csv.DictReader(bundle.read(meta_name).decode().splitlines()))
             if only_esc10:
                 rows = [r for r in rows if r["esc10"].strip().lower() == "true"]
+            for line, row in enumerate(rows, start=2):  # every row checked before any file is written
+                if not _plain_name(row["filename"]):
+                    raise FetchError(
+                        f"{archive}: refusing to prepare it: {meta_name} (row {line}) names {row['filename']!r}, "
+                        f"which is not a plain file name: it would be written outside {out / 'audio'}"
+                    )
             (out / "audio").mkdir(parents=True, exist_ok=True)
             for row in rows:
                 target = out / "audio" / row["filename"]
@@ -68,6 +85,31 @@ def _esc_prepare(only_esc10: bool) -> Callable[[Path, Path], int]:
     return prepare
 
 
+def _plain_name(name: str) -> bool:
+    """Whether `name` is one file name that stays in the folder it is joined to: no folder
+    part, not `.` or `..`, no NUL."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+
+
+def _check_members(bundle: tarfile.TarFile, archive: Path, dest: Path) -> None:
+    """Refuse the whole archive, before anything is extracted, if one member has an absolute
+    path (the "data" filter would strip its leading slash; an honest archive has none), would
+    land outside `dest`, or breaks another of tarfile's "data" filter rules (links leading
+    out, devices)."""
+    refused = []
+    for member in bundle:
+        if os.path.isabs(member.name):
+            refused.append(f"{member.name!r} is an absolute path")
+            continue
+        try:
+            tarfile.data_filter(member, str(dest))
+        except tarfile.FilterError as err:
+            refused.append(str(err))
+    if refused:
+        more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
+        raise FetchError(f"{archive}: refusing to extract it: {'; '.join(refused[:3])}{more}")
+
+
 def speaker_fold(speaker: str, folds: int = 5) -> int:
     """1..folds from a stable hash of the speaker id: every clip of a speaker in one fold."""
     return int(hashlib.sha1(speaker.encode()).hexdigest()[:8], 16) % folds + 1
@@ -79,6 +121,7 @@ def _speech_commands_prepare(archive: Path, out: Path) -> int:
     official_split: train / validation / test from the official lists. The _background_noise_
     recordings are extracted but not listed (they are long, unlabelled)."""
     with tarfile.open(archive) as bundle:
+        _check_members(bundle, archive, out / "audio")
         bundle.extractall(out / "audio", filter="data")
     listed = {}
     for split, name in (("validation", "validation_list.txt"), ("test", "testing_list.txt")):
@@ -132,6 +175,7 @@ SOURCES = {
 
 
 def datasets_home() -> Path:
+    """<tfaudio home>/datasets, where `fetch` prepares datasets: see `tfaudio.assets.tfaudio_home`."""
     return weights.tfaudio_home() / "datasets"
 
 
@@ -159,6 +203,8 @@ def fetch(
         archive = weights.resolve(source.archive, offline=offline, progress=progress)
     except weights.WeightsUnavailable as err:
         raise FetchError(f"cannot fetch {source.name}: {err}") from None
+    if archive != weights.tfaudio_home() / source.archive.model / source.archive.filename:
+        _LOG.warning("%s: placed by hand, so used without a digest check (its entries are still checked)", archive)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         count = source.prepare(archive, folder)

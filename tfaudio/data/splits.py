@@ -1,21 +1,36 @@
 """Splits of a dataset into training and test clips: the one split vocabulary of tfaudio.
 
-compare, train, visualize and the autoencoder all resolve their strategy here, so a fold
-means the same thing everywhere.
+compare, train, visualize and the autoencoder all name their strategy, resolve "auto" and count
+the clips a class needs here, so a fold means the same thing everywhere:
+
+    "predefined"  one split per fold of the manifest (`tfaudio train` spells it "fold")
+    "group"       k folds, no group (speaker, recording) on both sides
+    "stratified"  k folds, class proportions kept
+    "holdout"     one stratified train / test split
+    "auto"        the manifest's folds if any, else group-aware folds if the clips have groups,
+                  else stratified folds (`resolve_strategy`)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tfaudio.data.dataset import Dataset, DatasetError
+from tfaudio.data.dataset import Dataset, DatasetError, Problem
 
-if TYPE_CHECKING:  # pandas is imported where a summary is built, not for every dataset read
-    pass
+#: Every split strategy.
+SPLIT_STRATEGIES = ("auto", "predefined", "group", "stratified", "holdout")
+
+#: Other names of a strategy: `tfaudio train --split fold` holds out one of the manifest's folds.
+ALIASES = {"fold": "predefined"}
+
+#: The strategies that test every clip exactly once (cross-validation), which a comparison needs.
+CROSS_VALIDATION = ("auto", "predefined", "group", "stratified")
+
+#: The strategies `tfaudio train` holds a validation set out with, as it spells them.
+VALIDATION_SPLITS = ("auto", "fold", "group", "stratified")
 
 
 class SplitError(DatasetError):
@@ -31,6 +46,40 @@ class Split:
     test: np.ndarray
 
 
+def resolve_strategy(dataset: Dataset, strategy: str = "auto") -> str:
+    """The strategy `strategy` names for this dataset: an alias gives its strategy ("fold" ->
+    "predefined"); "auto" gives "predefined" when the manifest has folds, else "group" when the
+    clips have groups, else "stratified". Raises ValueError for an unknown name."""
+    strategy = ALIASES.get(strategy, strategy)
+    if strategy not in SPLIT_STRATEGIES:
+        raise ValueError(f"unknown split strategy {strategy!r}; choose one of {SPLIT_STRATEGIES}")
+    if strategy != "auto":
+        return strategy
+    return "predefined" if dataset.folds is not None else "group" if dataset.groups is not None else "stratified"
+
+
+def minimum_per_class(strategy: str, k: int = 5) -> int:
+    """Clips a class needs for `strategy` (resolved, not "auto") to put it on both sides of
+    every split: k for stratified k-fold, else 2."""
+    return k if ALIASES.get(strategy, strategy) == "stratified" else 2
+
+
+def drop_small_classes(dataset: Dataset, needed: int, why: str) -> tuple[Dataset, list[Problem]]:
+    """The dataset without the classes that have fewer than `needed` clips, and one Problem per
+    class left out, saying that `why` (e.g. "stratified cross-validation") needs `needed`."""
+    counts = {name: 0 for name in dataset.classes}
+    for clip in dataset.clips:
+        counts[clip.label] += 1
+    small = [name for name, n in counts.items() if n < needed]
+    if not small:
+        return dataset, []
+    problems = [Problem(f"class '{name}'", f"only {counts[name]} readable clip(s); {why} needs at least {needed}, "
+                        "so the class is left out") for name in small]
+    clips = tuple(c for c in dataset.clips if c.label not in small)
+    classes = tuple(name for name in dataset.classes if name not in small)
+    return replace(dataset, clips=clips, classes=classes), problems
+
+
 def _require_per_class(labels: np.ndarray, classes: Sequence[str], needed: int, what: str) -> None:
     counts = np.bincount(labels, minlength=len(classes))
     short = [f"'{classes[i]}' ({counts[i]})" for i in np.flatnonzero(counts < needed)]
@@ -41,16 +90,17 @@ def _require_per_class(labels: np.ndarray, classes: Sequence[str], needed: int, 
         )
 
 
-def holdout(dataset: Dataset, test_size: float = 0.2, seed: int = 0) -> list[Split]:
-    """One stratified train/test split (group-aware when the dataset has groups)."""
+def holdout(dataset: Dataset, test_size: float = 0.2, seed: int = 0, *, grouped: bool = True) -> list[Split]:
+    """One stratified train/test split, group-aware when the dataset has groups (unless
+    grouped=False: then the groups are ignored)."""
     from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
     if not 0 < test_size < 1:
         raise ValueError(f"test_size must be in (0, 1), got {test_size}")
     labels = dataset.labels
-    _require_per_class(labels, dataset.classes, 2, "A stratified holdout split")
+    _require_per_class(labels, dataset.classes, minimum_per_class("holdout"), "A stratified holdout split")
     index = np.arange(len(labels))
-    if dataset.groups is not None:
+    if grouped and dataset.groups is not None:
         k = max(2, int(round(1 / test_size)))
         train, test = next(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(index, labels, dataset.groups))
     else:
@@ -63,7 +113,7 @@ def stratified_kfold(dataset: Dataset, k: int = 5, seed: int = 0) -> list[Split]
     from sklearn.model_selection import StratifiedKFold
 
     labels = dataset.labels
-    _require_per_class(labels, dataset.classes, k, f"Stratified {k}-fold cross-validation")
+    _require_per_class(labels, dataset.classes, minimum_per_class("stratified", k), f"Stratified {k}-fold cross-validation")
     index = np.arange(len(labels))
     folds = StratifiedKFold(k, shuffle=True, random_state=seed).split(index, labels)
     return [Split(f"fold{i + 1}", train, test) for i, (train, test) in enumerate(folds)]
@@ -77,7 +127,7 @@ def group_kfold(dataset: Dataset, k: int = 5, seed: int = 0) -> list[Split]:
     if groups is None:
         raise SplitError("group-aware folds need a group for every clip (a group column in the manifest)")
     labels = dataset.labels
-    _require_per_class(labels, dataset.classes, 2, f"Group-aware {k}-fold cross-validation")
+    _require_per_class(labels, dataset.classes, minimum_per_class("group", k), f"Group-aware {k}-fold cross-validation")
     if len(set(groups)) < k:
         raise SplitError(f"group-aware {k}-fold cross-validation needs at least {k} groups; found {len(set(groups))}")
     index = np.arange(len(labels))
@@ -93,26 +143,43 @@ def predefined_folds(dataset: Dataset) -> list[Split]:
     values = np.unique(folds)
     if len(values) < 2:
         raise SplitError(f"predefined folds need at least 2 distinct folds; found only fold {values[0]}")
-    _require_per_class(dataset.labels, dataset.classes, 2, "Cross-validation over predefined folds")
+    _require_per_class(dataset.labels, dataset.classes, minimum_per_class("predefined"), "Cross-validation over predefined folds")
     return [Split(f"fold{v}", np.flatnonzero(folds != v), np.flatnonzero(folds == v)) for v in values]
-
-
-SPLIT_STRATEGIES = ("auto", "predefined", "group", "stratified", "holdout")
 
 
 def make_splits(
     dataset: Dataset, strategy: str = "auto", k: int = 5, seed: int = 0, test_size: float = 0.2
 ) -> list[Split]:
-    """Splits by strategy. "auto": the manifest's folds if any, else group-aware folds if the
-    clips have groups, else stratified k-fold."""
-    if strategy == "auto":
-        strategy = "predefined" if dataset.folds is not None else "group" if dataset.groups is not None else "stratified"
+    """Splits by strategy (see the module docstring; "auto" as `resolve_strategy` says)."""
+    strategy = resolve_strategy(dataset, strategy)
     if strategy == "predefined":
         return predefined_folds(dataset)
     if strategy == "group":
         return group_kfold(dataset, k, seed)
     if strategy == "stratified":
         return stratified_kfold(dataset, k, seed)
-    if strategy == "holdout":
-        return holdout(dataset, test_size, seed)
-    raise ValueError(f"unknown split strategy {strategy!r}; choose one of {SPLIT_STRATEGIES}")
+    return holdout(dataset, test_size, seed)
+
+
+def balanced_holdout(dataset: Dataset, indices: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out) int64 dataset indices: `fraction` of the clips at `indices` (at least
+    one) held out, drawn with the seed, spread over the classes so every class is held out
+    when it can be.
+
+    Stratified without scikit-learn's minimum counts (a class of one clip is fine): the classes
+    take turns, in a seeded order, each giving a seeded random clip, until enough are held out.
+    The autoencoder stops early on such a validation set.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    labels = dataset.labels[indices]
+    wanted = max(1, int(round(fraction * len(indices))))
+    held = []
+    pools = [list(rng.permutation(indices[labels == c])) for c in np.unique(labels)]
+    order = rng.permutation(len(pools))
+    while len(held) < wanted:
+        for k in order:
+            if pools[k] and len(held) < wanted:
+                held.append(pools[k].pop())
+    held = np.sort(np.array(held, dtype=np.int64))
+    return np.setdiff1d(indices, held), held

@@ -1,23 +1,31 @@
-"""The one interface every representation implements, and pooling over valid frames.
+"""The one interface every representation implements (its pooling: tfaudio.frontend.pooling).
 
 Downstream code (the embedding store, comparisons, plots) sees only `Representation`: it hands
 over a zero-padded batch of waveforms with per-clip lengths and gets frame embeddings with a
 validity mask, or pooled clip vectors. Whether the frames come from YAMNet patches, VGGish
 examples, Wav2Vec2 hidden states or hand-crafted statistics is the backend's business.
+
+A representation learned from the data it embeds (the autoencoder) is a `LearnedRepresentation`:
+it must first be fitted on a split's training clips, and `fit` gives the Representation that
+embeds. Pretrained and hand-crafted representations need no such step.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tfaudio.errors import TfaudioError
+from tfaudio.frontend.pooling import POOLING, pool, pooled_dim  # noqa: F401  (POOLING re-exported)
 from tfaudio.quiet import import_tensorflow_quietly
 
-#: How frame embeddings can be reduced to one vector per clip.
-POOLING = ("mean", "max", "mean+std")
+if TYPE_CHECKING:
+    from tfaudio.data.dataset import Dataset
 
 
 @dataclass(frozen=True)
@@ -27,29 +35,6 @@ class FrameEmbeddings:
 
     embeddings: np.ndarray
     mask: np.ndarray
-
-
-def pool(values: np.ndarray, mask: np.ndarray, method: str = "mean") -> np.ndarray:
-    """Reduce frame vectors to clip vectors over each clip's valid frames only.
-
-    values: float32 [batch, frames, dim]; mask: bool [batch, frames] with at least one True
-    per clip. Returns float32 [batch, dim], or [batch, 2 * dim] for "mean+std" (mean, then
-    population standard deviation).
-    """
-    if method not in POOLING:
-        raise ValueError(f"unknown pooling {method!r}; choose one of {POOLING}")
-    values = np.asarray(values, dtype=np.float32)
-    weights = np.asarray(mask, dtype=bool)[:, :, np.newaxis]
-    counts = weights.sum(axis=1, dtype=np.float32)
-    if np.any(counts == 0):
-        raise ValueError(f"clips {np.flatnonzero(counts[:, 0] == 0).tolist()} have no valid frame")
-    if method == "max":
-        return np.where(weights, values, -np.inf).max(axis=1).astype(np.float32)
-    mean = np.where(weights, values, 0.0).sum(axis=1) / counts
-    if method == "mean":
-        return mean.astype(np.float32)
-    variance = np.where(weights, (values - mean[:, np.newaxis]) ** 2, 0.0).sum(axis=1) / counts
-    return np.concatenate([mean, np.sqrt(variance)], axis=1).astype(np.float32)
 
 
 def check_batch(waveforms, lengths=None) -> tuple[np.ndarray, np.ndarray]:
@@ -110,10 +95,10 @@ class Representation(abc.ABC):
         return pool(out.embeddings, out.mask, pooling or self.default_pooling)
 
     def pooled_dim(self, pooling: str) -> int:
-        return 2 * self.dim if pooling == "mean+std" else self.dim
+        return pooled_dim(self.dim, pooling)
 
 
-class ModelUnavailable(Exception):
+class ModelUnavailable(TfaudioError):
     """A representation that cannot be loaded here (e.g. weights missing while offline)."""
 
 
@@ -157,3 +142,56 @@ class LazyRepresentation(Representation):
 
     def identity(self) -> dict:
         return self._identity
+
+
+class LearnedRepresentation(Representation):
+    """A representation learned from the clips themselves, so it must be fitted before it gives
+    vectors, and fitted on a split's training clips only: no test clip may shape the vectors
+    it is tested on. A comparison fits it once per split (`fit`) and embeds every clip of the
+    split with what `fit` returns, an ordinary Representation whose identity carries the
+    fitted weights, so the embedding store never mixes two fits.
+
+    Unfitted it knows its name, rate, dim and pooling, but has no vectors: `frames` and
+    `identity` raise ModelUnavailable with `how_to_fit`.
+    """
+
+    #: What the user can do instead of embedding with an unfitted one (the end of a sentence).
+    how_to_fit: str = "fit it on training clips first"
+
+    @abc.abstractmethod
+    def configure(self, settings: Mapping[str, object]) -> LearnedRepresentation:
+        """A copy with the settings it knows taken from `settings` (e.g. epochs, latent, seed,
+        max_duration; others ignored). Raises ModelUnavailable for settings it cannot use."""
+
+    @abc.abstractmethod
+    def fit(
+        self,
+        dataset: Dataset,
+        train_indices: np.ndarray,
+        *,
+        models_dir: Path | None = None,
+        part: str = "the dataset",
+        log: Callable[[str], None] | None = None,
+    ) -> Representation:
+        """Fitted on the clips at `train_indices` (int64 dataset indices) and nothing else.
+
+        models_dir: a folder where fitted models are kept, keyed by the settings and the
+        training clips' content, so a second fit on the same clips loads instead of training
+        (None: nothing kept). part: what the training clips are, for `log` ("fold1").
+        Raises ModelUnavailable when these clips cannot fit it (too few, a setting that does
+        not suit the data); the message says why.
+        """
+
+    @abc.abstractmethod
+    def fitting_note(self, fits: int) -> str:
+        """A sentence for a report: how the representation was fitted, `fits` times."""
+
+    def _unfitted(self) -> ModelUnavailable:
+        return ModelUnavailable(f"{self.name} learns from the clips it embeds, so it must be fitted on training clips "
+                                f"first: {self.how_to_fit}")
+
+    def frames(self, waveforms, lengths) -> FrameEmbeddings:
+        raise self._unfitted()
+
+    def identity(self) -> dict:
+        raise self._unfitted()

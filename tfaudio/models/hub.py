@@ -33,8 +33,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfaudio.assets import files_sha256, is_offline, reachable, tfhub_cache_path
+from tfaudio.errors import TfaudioError
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
+from tfaudio.models.vggish.config import VggishParams
 from tfaudio.models.vggish.model import load_pca_params, postprocess
+from tfaudio.models.yamnet.config import YamnetParams
 
 TFHUB_YAMNET = "https://tfhub.dev/google/yamnet/1"
 TFHUB_VGGISH = "https://tfhub.dev/google/vggish/1"
@@ -42,7 +45,7 @@ REACHABILITY_TIMEOUT_SECONDS = 3.0
 _SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 
 
-class HubError(Exception):
+class HubError(TfaudioError):
     """A hub model that cannot be loaded or does not map a waveform to embeddings."""
 
 
@@ -286,7 +289,9 @@ class HubYamnet(HubModel):
     """
 
     def __init__(self, handle: str = TFHUB_YAMNET):
-        super().__init__(handle, output_key=1, sample_rate=16000, frame_hop_seconds=0.48)
+        params = YamnetParams()
+        super().__init__(handle, output_key=1, sample_rate=params.sample_rate,
+                         frame_hop_seconds=params.patch_hop_seconds)
         self.name = "hub-yamnet"
 
 
@@ -304,7 +309,9 @@ class HubVggish(HubModel):
         # Set before the base constructor, whose probe goes through clip_frames.
         self._pca = load_pca_params(pca_params_path) if pca_params_path is not None else None
         self._pca_digest = files_sha256([Path(pca_params_path)]) if pca_params_path is not None else None
-        super().__init__(handle, sample_rate=16000, frame_hop_seconds=0.96, min_samples=15600)
+        params = VggishParams()
+        super().__init__(handle, sample_rate=params.sample_rate, frame_hop_seconds=params.example_hop_seconds,
+                         min_samples=params.example_samples)
         self.name = "hub-vggish"
 
     def clip_frames(self, waveform: np.ndarray) -> np.ndarray:

@@ -4,6 +4,10 @@ whose network is built only when vectors must actually be computed.
 Loading lazily matters: when every clip is already in the embedding store, a run needs only
 the representation's identity (weights digest, parameters), not TensorFlow or the network,
 so a cached run costs a fraction of a second instead of several.
+
+Each built-in name also has a model card (`CARDS`): its vector size, sample rate, weights and
+the facts the report's discussion reasons with, sizes and timings taken from the model's
+TensorFlow-free config.py. `tfaudio models` lists the cards; the report reads them.
 """
 
 from __future__ import annotations
@@ -12,19 +16,121 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tfaudio import assets as weights
+from tfaudio.frontend.pooling import pooled_dim
+from tfaudio.models.autoencoder.config import DEFAULT_POOLING as AUTOENCODER_POOLING
+from tfaudio.models.autoencoder.config import AutoencoderConfig
 from tfaudio.models.base import LazyRepresentation, ModelUnavailable, Representation
+from tfaudio.models.handcrafted.config import (
+    HandcraftedParams,
+    feature_names,
+    frame_feature_names,
+    handcrafted_identity,
+)
+from tfaudio.models.vggish import config as vggish_config
+from tfaudio.models.wav2vec2 import config as wav2vec2_config
+from tfaudio.models.yamnet import config as yamnet_config
 from tfaudio.quiet import import_tensorflow_quietly
 
 
 @dataclass(frozen=True)
-class ModelInfo:
-    """What `tfaudio models` shows for one built-in representation."""
+class ModelCard:
+    """The facts about one built-in representation: what `tfaudio models` lists and what the
+    report's discussion reasons with. Sizes and timings come from the model's config.py.
+
+    dim: values per clip vector under the model's default pooling; sample_rate: Hz it takes;
+    weights: where its weights come from. trained_on: what it learned from, as the report words
+    it; receptive_seconds: audio one frame vector summarizes and hop_seconds: time between its
+    frames (None: not fixed, the report then states neither); domain: "general sounds",
+    "speech", "this dataset" or "hand-crafted".
+    """
 
     name: str
     dim: int
     sample_rate: int
     weights: str
     description: str
+    trained_on: str
+    receptive_seconds: float | None
+    hop_seconds: float | None
+    domain: str
+
+    def frames(self, seconds: float) -> int:
+        """Frames a clip of `seconds` gives (at least one: short clips are padded)."""
+        if not self.receptive_seconds or not self.hop_seconds:
+            return 1
+        return 1 + max(0, int((seconds - self.receptive_seconds) // self.hop_seconds))
+
+
+def _handcrafted_card() -> ModelCard:
+    params = HandcraftedParams()
+    return ModelCard(
+        "handcrafted", len(feature_names(params)), params.sample_rate, "none (computed)",
+        f"{params.num_mfcc} MFCCs + deltas + spectral descriptors, mean and std",
+        "nothing: fixed formulas (MFCCs with deltas, spectral centroid, bandwidth, roll-off, flatness, contrast, "
+        "zero-crossing rate, RMS), averaged over the clip",
+        params.window_length / params.sample_rate, params.hop_length / params.sample_rate, "hand-crafted",
+    )
+
+
+def _yamnet_card() -> ModelCard:
+    params = yamnet_config.YamnetParams()
+    return ModelCard(
+        "yamnet", yamnet_config.EMBEDDING_SIZE, params.sample_rate, weights.YAMNET_H5.url,
+        f"YAMNet, MobileNetV1 trained on AudioSet; {params.patch_window_seconds} s patches",
+        "AudioSet: about 2 million 10 s YouTube clips labelled with 521 sound event classes "
+        "(animals, weather, machines, music, speech)",
+        params.patch_window_seconds, params.patch_hop_seconds, "general sounds",
+    )
+
+
+def _vggish_card() -> ModelCard:
+    params = vggish_config.VggishParams()
+    return ModelCard(
+        "vggish", vggish_config.EMBEDDING_SIZE, params.sample_rate, weights.VGGISH_CKPT.url,
+        f"VGGish, VGG trained on YouTube-8M audio; {params.example_window_seconds} s examples",
+        "YouTube-8M audio: about 8 million videos with video-level topic labels",
+        params.example_window_seconds, params.example_hop_seconds, "general sounds",
+    )
+
+
+def _wav2vec2_card() -> ModelCard:
+    config = wav2vec2_config
+    rate = config.Preprocessing().sample_rate
+    hop = config.frame_hop_samples(config.BASE_CONV_STRIDE) / rate
+    return ModelCard(
+        "wav2vec2", config.BASE_HIDDEN_SIZE, rate, f"Hugging Face {config.DEFAULT_MODEL}",
+        f"Wav2Vec2-base, self-supervised on LibriSpeech; {round(hop * 1000)} ms frames",
+        "960 hours of read English speech (LibriSpeech), self-supervised, then fine-tuned for speech recognition",
+        config.receptive_field(config.BASE_CONV_KERNEL, config.BASE_CONV_STRIDE) / rate, hop, "speech",
+    )
+
+
+def _autoencoder_card() -> ModelCard:
+    # No receptive field or hop: its patching is a training setting of each trained model.
+    config = AutoencoderConfig()
+    return ModelCard(
+        "autoencoder", pooled_dim(config.latent, AUTOENCODER_POOLING), config.sample_rate,
+        "none (trained on the data itself)",
+        f"convolutional autoencoder of log-mel patches, trained on the data; {AUTOENCODER_POOLING} of its bottleneck",
+        "this dataset's own training clips, without labels (reconstruction of log-mel patches)",
+        None, None, "this dataset",
+    )
+
+
+#: One card per built-in representation, the autoencoder included. Published facts: YAMNet and
+#: VGGish, the AudioSet release notes; Wav2Vec2, Baevski et al. 2020; the others, this project.
+CARDS = {card.name: card for card in (_handcrafted_card(), _yamnet_card(), _vggish_card(), _wav2vec2_card(),
+                                      _autoencoder_card())}
+
+
+def card_for(name: str) -> ModelCard | None:
+    """The card of representation `name` (a built-in name, or the default Wav2Vec2 checkpoint
+    named as hf:<id>; other checkpoints differ in languages and tuning), else None."""
+    if name in CARDS:
+        return CARDS[name]
+    if name == f"hf:{wav2vec2_config.DEFAULT_MODEL}":
+        return CARDS["wav2vec2"]
+    return None
 
 
 def _resolve(spec: weights.WeightsFile, explicit, offline) -> str:
@@ -35,8 +141,6 @@ def _resolve(spec: weights.WeightsFile, explicit, offline) -> str:
 
 
 def _handcrafted(source: str) -> Representation:
-    from tfaudio.models.handcrafted.config import HandcraftedParams, frame_feature_names, handcrafted_identity
-
     params = HandcraftedParams()
 
     def load():
@@ -57,9 +161,7 @@ def _handcrafted(source: str) -> Representation:
 
 
 def _yamnet(source: str) -> Representation:
-    from tfaudio.models.yamnet.config import YamnetParams, yamnet_identity
-
-    params = YamnetParams()
+    params = yamnet_config.YamnetParams()
 
     def load():
         from tfaudio.models.yamnet.model import YamnetRepresentation
@@ -70,15 +172,16 @@ def _yamnet(source: str) -> Representation:
         "yamnet",
         sample_rate=params.sample_rate,
         frame_hop_seconds=params.patch_hop_seconds,
-        dim=1024,
-        identity=yamnet_identity(weights.sha256_of(source), params),
+        dim=yamnet_config.EMBEDDING_SIZE,
+        identity=yamnet_config.yamnet_identity(weights.sha256_of(source), params),
         load=load,
         source=source,
     )
 
 
 def _vggish(source: str) -> Representation:
-    # VGGish's identity needs its params class, which lives with the network: built eagerly.
+    # Built eagerly: its identity digests the checkpoint's files, which the loader beside the
+    # network finds, and a checkpoint that does not fit the network fails here, not mid-run.
     import_tensorflow_quietly()
     from tfaudio.models.vggish.model import Vggish
 
@@ -91,12 +194,11 @@ def _hugging_face(source: str, generic: bool = False) -> Representation:
     """Wav2Vec2 (generic=False) or any TF audio encoder taking input_values (generic=True)."""
     # Loading reads the model's files (and their digests), so it happens here, not lazily.
     import_tensorflow_quietly()
-    from tfaudio.models.wav2vec2.config import Wav2Vec2Params
     from tfaudio.models.wav2vec2.files import ModelFilesError
     from tfaudio.models.wav2vec2.model import HFAudioEncoder, Wav2Vec2
 
     try:
-        model = (HFAudioEncoder if generic else Wav2Vec2)(Wav2Vec2Params(model=source))
+        model = (HFAudioEncoder if generic else Wav2Vec2)(wav2vec2_config.Wav2Vec2Params(model=source))
     except ModelFilesError as err:
         raise ModelUnavailable(str(err)) from None
     model.source = source
@@ -140,35 +242,18 @@ def _hf_model(default: str) -> Callable[[str | None, bool | None], str]:
 class _Entry:
     """A built-in model: what it is, how to find its weights, how to build it from them."""
 
-    info: ModelInfo
+    card: ModelCard
     locate: Callable[[str | None, bool | None], str]
     build: Callable[[str], Representation]
 
 
-_WAV2VEC2_DEFAULT = "facebook/wav2vec2-base-960h"
 _BUILTIN = {
-    entry.info.name: entry
+    entry.card.name: entry
     for entry in (
-        _Entry(
-            ModelInfo("handcrafted", 104, 16000, "none (computed)", "13 MFCCs + deltas + spectral descriptors, mean and std"),
-            _no_weights("handcrafted"),
-            _handcrafted,
-        ),
-        _Entry(
-            ModelInfo("yamnet", 1024, 16000, weights.YAMNET_H5.url, "YAMNet, MobileNetV1 trained on AudioSet; 0.96 s patches"),
-            _weights_file(weights.YAMNET_H5),
-            _yamnet,
-        ),
-        _Entry(
-            ModelInfo("vggish", 128, 16000, weights.VGGISH_CKPT.url, "VGGish, VGG trained on YouTube-8M audio; 0.96 s examples"),
-            _weights_file(weights.VGGISH_CKPT),
-            _vggish,
-        ),
-        _Entry(
-            ModelInfo("wav2vec2", 768, 16000, f"Hugging Face {_WAV2VEC2_DEFAULT}", "Wav2Vec2-base, self-supervised on LibriSpeech; 20 ms frames"),
-            _hf_model(_WAV2VEC2_DEFAULT),
-            _hugging_face,
-        ),
+        _Entry(CARDS["handcrafted"], _no_weights("handcrafted"), _handcrafted),
+        _Entry(CARDS["yamnet"], _weights_file(weights.YAMNET_H5), _yamnet),
+        _Entry(CARDS["vggish"], _weights_file(weights.VGGISH_CKPT), _vggish),
+        _Entry(CARDS["wav2vec2"], _hf_model(wav2vec2_config.DEFAULT_MODEL), _hugging_face),
     )
 }
 
@@ -195,6 +280,8 @@ def get(name: str, *, weights_path: str | None = None, offline: bool | None = No
         from tfaudio.models.autoencoder.saved import saved_representation
 
         return saved_representation(name[len("autoencoder:") :])
+    if name == "autoencoder":
+        return _learnable_autoencoder(weights_path)
     if name not in _BUILTIN:
         raise ValueError(
             f"unknown representation {name!r}; choose one of {', '.join(names())}, hub:<handle>, hf:<model id> "
@@ -202,6 +289,16 @@ def get(name: str, *, weights_path: str | None = None, offline: bool | None = No
         )
     entry = _BUILTIN[name]
     return entry.build(entry.locate(weights_path, offline))
+
+
+def _learnable_autoencoder(weights_path: str | None) -> Representation:
+    """`autoencoder`: trained on the data itself, so a LearnedRepresentation (default config;
+    `configure` takes a comparison's settings), fitted on each split's training clips."""
+    if weights_path is not None:
+        raise ValueError("autoencoder is trained on the data; do not pass weights_path (a trained one is autoencoder:<folder>)")
+    from tfaudio.models.autoencoder.learned import LearnableAutoencoder
+
+    return LearnableAutoencoder()
 
 
 def _hub(handle: str) -> Representation:
@@ -221,7 +318,7 @@ def _hub(handle: str) -> Representation:
 class ModelStatus:
     """A built-in model and whether it can run on this machine right now, without network."""
 
-    info: ModelInfo
+    info: ModelCard
     available: bool
     detail: str  # where the weights are, or why they are not usable
 
@@ -232,7 +329,7 @@ def describe() -> list[ModelStatus]:
     rows = []
     for entry in _BUILTIN.values():
         try:
-            rows.append(ModelStatus(entry.info, True, entry.locate(None, True)))
+            rows.append(ModelStatus(entry.card, True, entry.locate(None, True)))
         except ModelUnavailable as err:
-            rows.append(ModelStatus(entry.info, False, str(err)))
+            rows.append(ModelStatus(entry.card, False, str(err)))
     return rows

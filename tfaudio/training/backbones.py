@@ -129,10 +129,10 @@ def _spec_augment(config: TrainConfig):
 def _log_mel_front(config: TrainConfig, waveform):
     """waveform KerasTensor -> standardized (and in training, masked) log-mel [batch, frames, bins]."""
     from tfaudio.frontend.layers import LogMel
-    from tfaudio.training.layers import Standardize
+    from tfaudio.training.layers import PerExampleStandardize
 
     x = LogMel(config.frontend_config.mel_params(), name="log_mel")(waveform)
-    x = Standardize(name="standardize")(x)
+    x = PerExampleStandardize(name="standardize")(x)
     augment = _spec_augment(config)
     return augment(x) if augment is not None else x
 

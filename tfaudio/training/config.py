@@ -10,14 +10,17 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from tfaudio.data.splits import VALIDATION_SPLITS
+from tfaudio.errors import TfaudioError
 from tfaudio.frontend.params import MelParams, STFTParams
 
 BACKBONES = ("mobilenet_v2", "yamnet", "small_cnn")
 AUGMENTATIONS = ("gain", "shift", "specaugment", "noise")
-SPLITS = ("auto", "fold", "group", "stratified")
+#: How a run holds out its validation clips (`tfaudio.data.splits`; "fold": one of the manifest's folds).
+SPLITS = VALIDATION_SPLITS
 
 
-class TrainingError(Exception):
+class TrainingError(TfaudioError):
     """A run that cannot start as asked (bad data, split, weights); raised before training."""
 
 

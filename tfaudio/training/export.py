@@ -9,16 +9,27 @@ last window of a few samples counts for little); training cuts long clips into t
 windows, and the reported validation metrics come from this serving function on whole clips.
 Windows go through the network WINDOW_CHUNK at a time, so a long file needs bounded memory. ``assets/tfaudio.json`` stores the class
 names, the front-end parameters and the training settings.
+
+A version folder appears whole or not at all: it is written under a hidden temporary name
+beside its final one and renamed into place once ``assets/tfaudio.json`` is in it, so an export
+killed half-way leaves only a hidden ``.<version>.partial-*`` folder that loading ignores.
+Loading uses the highest *complete* version (saved_model.pb and assets/tfaudio.json), passing
+over, with an ExportWarning, a version left incomplete by an older tfaudio or by hand.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from tfaudio.errors import TfaudioError, TfaudioWarning
 
 SIGNATURE = "serving_default"
 METADATA_FILE = "tfaudio.json"
@@ -29,8 +40,12 @@ MIN_SECONDS = 0.1
 WINDOW_CHUNK = 32
 
 
-class ExportError(Exception):
+class ExportError(TfaudioError):
     """An export folder that cannot be written or read; the message names it."""
+
+
+class ExportWarning(TfaudioWarning):
+    """An export folder passed over (incomplete); the message names it and what was used."""
 
 
 def version_dirs(model_dir: str | os.PathLike) -> list[Path]:
@@ -41,18 +56,58 @@ def version_dirs(model_dir: str | os.PathLike) -> list[Path]:
     return sorted((p for p in root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
 
 
+def _missing(version: Path) -> str | None:
+    """What a version folder lacks to be a complete tfaudio export, or None when complete."""
+    for part in ("saved_model.pb", f"assets/{METADATA_FILE}"):
+        if not (version / part).is_file():
+            return part
+    return None
+
+
 def resolve_version(path: str | os.PathLike) -> Path:
-    """A version folder: ``path`` itself when it holds saved_model.pb, else its highest version."""
+    """A version folder: ``path`` itself when it holds saved_model.pb, else its highest complete
+    version (saved_model.pb and assets/tfaudio.json); each higher, incomplete one is passed
+    over with an ExportWarning."""
     path = Path(path)
     if (path / "saved_model.pb").is_file():
         return path
-    versions = [v for v in version_dirs(path) if (v / "saved_model.pb").is_file()]
-    if not versions:
-        raise ExportError(
-            f"{path}: not an exported model: no saved_model.pb in it nor in a numbered version folder "
-            f"(expected {path}/1/saved_model.pb, as `tfaudio train --out {path}` writes)"
-        )
-    return versions[-1]
+    passed = []
+    for version in reversed(version_dirs(path)):
+        lacking = _missing(version)
+        if lacking is None:
+            for skipped, what in passed:
+                warnings.warn(ExportWarning(f"{skipped}: incomplete export (no {what}; interrupted?), passed over; "
+                                            f"using {version}"), stacklevel=2)
+            return version
+        passed.append((version, lacking))
+    found = "; ".join(f"{v.name}/ lacks {what}" for v, what in reversed(passed))
+    raise ExportError(
+        f"{path}: not an exported model: no saved_model.pb in it nor a complete numbered version folder "
+        f"(expected {path}/1/saved_model.pb and {path}/1/assets/{METADATA_FILE}, as `tfaudio train --out {path}` "
+        f"writes)" + (f"; incomplete: {found}" if found else "")
+    )
+
+
+def ensure_writable(model_dir: str | os.PathLike) -> Path:
+    """Create ``model_dir`` (and its parents) and check a file can be written in it, so a
+    training run learns that its export target is unusable before it trains, not after.
+
+    Raises ExportError naming the folder: a path part that is a file, no permission, a
+    read-only or full disk.
+    """
+    model_dir = Path(model_dir)
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        probe = model_dir / f".write-test-{secrets.token_hex(4)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except FileExistsError:
+        raise ExportError(f"{model_dir}: exists and is not a folder") from None
+    except NotADirectoryError:
+        raise ExportError(f"{model_dir}: a part of this path is a file, not a folder") from None
+    except OSError as err:
+        raise ExportError(f"{model_dir}: cannot write the export there ({err.strerror or err})") from None
+    return model_dir
 
 
 def serving_function(classifier, class_names, num_samples: int, max_windows: int | None = None):
@@ -107,22 +162,33 @@ def export_savedmodel(classifier, metadata: dict, model_dir: str | os.PathLike, 
     if model_dir.exists() and not model_dir.is_dir():
         raise ExportError(f"{model_dir}: exists and is not a folder")
     if version is None:
-        present = version_dirs(model_dir)
+        present = version_dirs(model_dir)  # incomplete ones count: their number is never reused
         version = int(present[-1].name) + 1 if present else 1
     target = model_dir / str(version)
     if target.exists():
         raise ExportError(f"{target}: already exists; choose another version or folder")
-    archive = keras.export.ExportArchive()
-    archive.track(classifier)
-    archive.add_endpoint(
-        SIGNATURE,
-        serving_function(classifier, metadata["class_names"], int(metadata["num_samples"])),
-        input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")],
-    )
-    archive.write_out(str(target), verbose=False)
-    assets = target / "assets"
-    assets.mkdir(exist_ok=True)
-    (assets / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    ensure_writable(model_dir)
+    # Hidden and not a number, so version_dirs and resolve_version never take it for a version.
+    partial = model_dir / f".{version}.partial-{secrets.token_hex(4)}"
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(classifier)
+        archive.add_endpoint(
+            SIGNATURE,
+            serving_function(classifier, metadata["class_names"], int(metadata["num_samples"])),
+            input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")],
+        )
+        archive.write_out(str(partial), verbose=False)
+        assets = partial / "assets"
+        assets.mkdir(exist_ok=True)
+        (assets / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+        if target.exists():  # another export took this number meanwhile
+            raise ExportError(f"{target}: appeared during the export; export again to get the next version")
+        partial.rename(target)
+    except OSError as err:
+        raise ExportError(f"{target}: cannot write the export ({err.strerror or err})") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)  # gone already when the rename succeeded
     return target
 
 
@@ -138,7 +204,12 @@ def export_tflite(version_dir: str | os.PathLike) -> Path:
     converter = tf.lite.TFLiteConverter.from_saved_model(str(version_dir), signature_keys=[SIGNATURE])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
     target = version_dir / TFLITE_FILE
-    target.write_bytes(converter.convert())
+    partial = version_dir / f".{TFLITE_FILE}.partial-{secrets.token_hex(4)}"
+    try:
+        partial.write_bytes(converter.convert())
+        os.replace(partial, target)  # model.tflite is whole or absent
+    finally:
+        partial.unlink(missing_ok=True)
     return target
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from tfaudio.data.audio import AUDIO_EXTENSIONS, AudioError, info, load
 from tfaudio.data.dataset import Dataset, Problem
-from tfaudio.data.splits import SplitError, holdout
+from tfaudio.data.splits import SplitError, holdout, resolve_strategy
 from tfaudio.training.config import AugmentConfig, TrainConfig, TrainingError
 
 
@@ -51,15 +51,13 @@ def check_classes(dataset: Dataset) -> None:
 def validation_split(dataset: Dataset, config: TrainConfig) -> ValidationSplit:
     """Train / validation indices as `config.split` says.
 
-    "auto": the manifest's fold when it has folds, else group-aware 80/20 when clips have
-    groups (no group on both sides), else stratified 80/20. Raises TrainingError when the
-    validation side is empty or a class has no training clip.
+    "auto" (`tfaudio.data.splits.resolve_strategy`): the manifest's fold when it has folds,
+    else group-aware 80/20 when clips have groups (no group on both sides), else stratified
+    80/20. Raises TrainingError when the validation side is empty or a class has no training clip.
     """
     folds = dataset.folds
-    strategy = config.split
-    if strategy == "auto":
-        strategy = "fold" if folds is not None else "group" if dataset.groups is not None else "stratified"
-    if strategy == "fold":
+    strategy = resolve_strategy(dataset, config.split)  # "fold" is training's name for "predefined"
+    if strategy == "predefined":
         if folds is None:
             raise TrainingError(f"{dataset.source}: split 'fold' needs a fold column in the manifest")
         values = sorted(set(folds.tolist()))
@@ -78,16 +76,9 @@ def validation_split(dataset: Dataset, config: TrainConfig) -> ValidationSplit:
         if strategy == "group" and dataset.groups is None:
             raise TrainingError(f"{dataset.source}: split 'group' needs a group column (e.g. --group-column speaker)")
         try:
-            if strategy == "group":
-                (split,) = holdout(dataset, config.val_fraction, config.seed)
-                train, val = split.train, split.test
-            else:  # stratified without groups, even when the clips have some
-                from sklearn.model_selection import train_test_split
-
-                train, val = train_test_split(
-                    np.arange(len(dataset)), test_size=config.val_fraction, stratify=dataset.labels, random_state=config.seed
-                )
-                train, val = np.sort(train), np.sort(val)
+            # "stratified" leaves groups out of it, even when the clips have some.
+            (split,) = holdout(dataset, config.val_fraction, config.seed, grouped=strategy == "group")
+            train, val = split.train, split.test
         except (SplitError, ValueError) as err:
             raise TrainingError(f"{dataset.source}: cannot hold out a validation set: {err}") from None
         share = f"{len(val) / len(dataset):.0%}"

@@ -12,7 +12,7 @@ from tfaudio.models.yamnet.config import YamnetParams
 
 
 @keras.saving.register_keras_serializable(package="tfaudio")
-class Standardize(keras.layers.Layer):
+class PerExampleStandardize(keras.layers.Layer):
     """float32 [batch, frames, bins] -> same, each example scaled to zero mean, unit variance.
 
     Per example rather than with dataset statistics, so a quiet recording and a loud one of the

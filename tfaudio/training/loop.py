@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from tfaudio import outputs
 from tfaudio.data.dataset import Dataset, Problem, load_dataset
 from tfaudio.quiet import import_tensorflow_quietly
 from tfaudio.training.config import TrainConfig, TrainingError
@@ -252,10 +254,16 @@ def train(
 
     data: a dataset folder / manifest, or a loaded Dataset. out: the export folder
     (``saved_models/NAME``; the model goes to its next version ``NAME/<n>/``). logdir:
-    TensorBoard logs, checkpoints, history.csv, curves.html / curves.png and metrics.json.
-    Bad input (one class, a class with one clip, no validation clips, weights unavailable)
-    raises TrainingError or DatasetError before any audio is decoded or any model built.
+    TensorBoard logs, checkpoints, history.csv, curves.html / curves.png and metrics.json, in
+    a folder of this run's own: `logdir` when new or empty, else `logdir-2`, `logdir-3`, ...
+    (result.logdir says which), so an earlier run's files are never overwritten.
+    Bad input (one class, a class with one clip, no validation clips, weights unavailable, an
+    output folder that cannot be written) raises TrainingError, DatasetError or OutputError
+    before any audio is decoded or any model built.
     """
+    for folder in (out, logdir):
+        if folder is not None:
+            outputs.check_writable(folder)
     dataset = data if isinstance(data, Dataset) else load_dataset(data, group_column=group_column)
     check_classes(dataset)
     split = validation_split(dataset, config)
@@ -266,11 +274,11 @@ def train(
         _log(f"noise augmentation: {augmenter.excluded} validation clips in --noise-dir left out of the noise bank")
     duration = config.duration or median_duration(dataset, split.train)
     num_samples = int(round(duration * SAMPLE_RATE))
-    from tfaudio.training.backbones import check_input_size
+    from tfaudio.training.backbones import check_input_size, resolve_weights
 
     check_input_size(config, num_samples)  # before any audio is decoded or weights looked for
-    weights_path = _resolve_weights(config)
-    logdir = Path(logdir) if logdir is not None else None
+    weights_path = resolve_weights(config)
+    logdir = outputs.fresh_folder(logdir) if logdir is not None else None
     if progress:
         _log(
             f"{len(dataset)} clips, {len(dataset.classes)} classes; validation: {split.how} "
@@ -305,7 +313,7 @@ def train(
         weights_per_class = np.ones(num_classes, np.float32)
     train_sample_weights = weights_per_class[train_labels] * train_window_weights
     rows: list[dict] = []
-    scratch = logdir or Path(_scratch_dir())
+    scratch = logdir or Path(tempfile.mkdtemp(prefix="tfaudio-train-"))
     (scratch / "checkpoints").mkdir(parents=True, exist_ok=True)
 
     # ---- phase 1: the frozen part runs once; the head trains on its cached outputs
@@ -329,7 +337,6 @@ def train(
     start = time.perf_counter()
     _compile(parts.head, config.lr)
     best1 = scratch / "checkpoints" / "phase1_best.weights.h5"
-    best1.unlink(missing_ok=True)  # never load a previous run's checkpoint
     parts.head.fit(
         train_feats,
         train_feat_labels,
@@ -370,7 +377,6 @@ def train(
             _log(f"fine-tuning: {len(unfrozen)} backbone layers unfrozen, lr {config.fine_tune_lr:g}")
         _compile(parts.classifier, config.fine_tune_lr)
         best2 = scratch / "checkpoints" / "phase2_best.weights.h5"
-        best2.unlink(missing_ok=True)
         total = phase_boundary + config.fine_tune_epochs
         parts.classifier.fit(
             _wave_sequence(train_waves, train_labels, train_sample_weights, config.batch_size, augmenter, config.seed),
@@ -435,12 +441,6 @@ def train(
     return result
 
 
-def _resolve_weights(config: TrainConfig) -> str | None:
-    from tfaudio.training.backbones import resolve_weights
-
-    return resolve_weights(config)
-
-
 def _decode(dataset, indices, desc, progress):
     from tqdm import tqdm
 
@@ -481,19 +481,12 @@ def serve_clips(classifier, class_names, num_samples: int, clips: list[np.ndarra
     return out
 
 
-def _scratch_dir() -> str:
-    import tempfile
-
-    return tempfile.mkdtemp(prefix="tfaudio-train-")
-
-
 def _write_run(result: TrainResult, logdir: Path) -> None:
-    """metrics.json, curves.html and curves.png in logdir."""
+    """metrics.json, curves.html and curves.png in logdir, each written whole or not at all."""
     from tfaudio.training.plots import write_curves_html, write_curves_png
 
-    logdir.mkdir(parents=True, exist_ok=True)
-    (logdir / "metrics.json").write_text(
-        json.dumps({"metrics": result.metrics, "timings": result.timings, "split": result.split.how, "config": result.config.to_dict()}, indent=2)
-    )
+    outputs.write_text(logdir / "metrics.json", json.dumps(
+        {"metrics": result.metrics, "timings": result.timings, "split": result.split.how, "config": result.config.to_dict()}, indent=2
+    ))
     write_curves_html(result, logdir / "curves.html")
     write_curves_png(result, logdir / "curves.png")

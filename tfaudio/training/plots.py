@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfaudio import outputs
+
 
 def _series(history: list[dict], key: str) -> tuple[list[int], list[float]]:
     rows = [r for r in history if key in r]
@@ -68,7 +70,7 @@ Curves are per window of the training duration; the final metrics are per whole 
 <table>{rows}</table>
 </body></html>
 """
-    path.write_text(page, encoding="utf-8")
+    outputs.write_text(path, page)  # whole or not at all, like every file of a run
 
 
 def write_curves_png(result, path: Path) -> None:
@@ -105,5 +107,8 @@ def write_curves_png(result, path: Path) -> None:
     ax.set_title("confusion matrix (validation)")
     fig.suptitle(_title(result))
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with outputs.replacing(path) as temporary:  # the format follows the (kept) .png suffix
+            fig.savefig(temporary, dpi=100)
+    finally:
+        plt.close(fig)

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tfaudio import outputs
+from tfaudio.data.audio import printable_path
 from tfaudio.viz.media import MediaConfig
 from tfaudio.viz.points import PointSet, VizError, VizWarning, align, as_dataset, check_for_plot, embed_tables
 from tfaudio.viz.projection import Projection, ProjectionConfig
@@ -170,9 +172,9 @@ def visualize_tables(
     )
     classes = list(dataset.classes)
     document = page.render(
-        title=title or f"{method} of {dataset.root.name or dataset.root}",
+        title=title or f"{method} of {printable_path(dataset.root.name or dataset.root)}",
         about=[
-            f"{len(files)} clips, {len(classes)} classes, from {dataset.root}",
+            f"{len(files)} clips, {len(classes)} classes, from {printable_path(dataset.root)}",
             "Audio linked relative to this page" if media.link_audio
             else f"Audio embedded: first {media.max_seconds:g} s of each clip at {media.audio_rate} Hz",
         ],
@@ -185,7 +187,7 @@ def visualize_tables(
         method_note=method_note,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(document, encoding="utf-8")
+    outputs.write_text(out, document)  # whole or not at all: an earlier page survives a failed write
     _warn(notes)
     return Visualization(out, len(files), len(classes), tuple(results), points.skipped, tuple(notes), len(document.encode()))
 

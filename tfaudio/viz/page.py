@@ -109,9 +109,11 @@ def clip_rows(files: list[str], labels: list[str], folds: list, audio_sources: l
 
 
 def linked_sources(paths: list[Path], page: Path) -> list[str]:
-    """Each file as a URL relative to the page's folder (forward slashes, percent-quoted)."""
+    """Each file as a URL relative to the page's folder (forward slashes, percent-quoted). The
+    name's own bytes are quoted, so a byte that is not UTF-8 (`bad%FFbyte.wav`) still links to
+    the file."""
     base = page.resolve().parent
-    return [quote(Path(os.path.relpath(Path(p).resolve(), base)).as_posix()) for p in paths]
+    return [quote(os.fsencode(Path(os.path.relpath(Path(p).resolve(), base)).as_posix())) for p in paths]
 
 
 def _script_json(value) -> str:

@@ -15,16 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from tfaudio.data.dataset import Clip, Dataset, Problem
+from tfaudio.errors import TfaudioError, TfaudioWarning
 
 #: Fewest clips a 2-D projection and its figures make sense for.
 MIN_CLIPS = 3
 
 
-class VizError(ValueError):
+class VizError(TfaudioError, ValueError):
     """Input that cannot be visualized or exported; the message says what and what to do."""
 
 
-class VizWarning(UserWarning):
+class VizWarning(TfaudioWarning):
     """An adjustment made to run at all (a perplexity clamped, a figure left out)."""
 
 

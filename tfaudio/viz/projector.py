@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfaudio import outputs
 from tfaudio.viz.media import MediaConfig, png_bytes, render_clips, sprite
 from tfaudio.viz.points import PointSet, VizError, check_finite
 
@@ -83,18 +84,27 @@ def _write_checkpoint(logdir: Path, tensors: dict[str, np.ndarray]) -> None:
     import_tensorflow_quietly()
     import tensorflow as tf
 
-    # SaveV2 names each tensor exactly as given, so the projector lists "yamnet" rather than
-    # tf.train.Checkpoint's "yamnet/.ATTRIBUTES/VARIABLE_VALUE".
-    tf.raw_ops.SaveV2(
-        prefix=str(logdir / CHECKPOINT),
-        tensor_names=list(tensors),
-        shape_and_slices=[""] * len(tensors),
-        tensors=[tf.constant(v, tf.float32) for v in tensors.values()],
-    )
+    # Saved under a hidden prefix, then each file renamed into place (the data before the index
+    # that describes it), so an earlier export's checkpoint is replaced only by a whole one.
+    partial = outputs.temporary_name(logdir / CHECKPOINT)
+    try:
+        # SaveV2 names each tensor exactly as given, so the projector lists "yamnet" rather than
+        # tf.train.Checkpoint's "yamnet/.ATTRIBUTES/VARIABLE_VALUE".
+        tf.raw_ops.SaveV2(
+            prefix=str(partial),
+            tensor_names=list(tensors),
+            shape_and_slices=[""] * len(tensors),
+            tensors=[tf.constant(v, tf.float32) for v in tensors.values()],
+        )
+        for suffix in (".data-00000-of-00001", ".index"):
+            outputs.move_into_place(f"{partial}{suffix}", logdir / f"{CHECKPOINT}{suffix}")
+    finally:
+        for leftover in logdir.glob(f"{partial.name}*"):
+            leftover.unlink()
     # The state file TensorBoard reads to find the latest checkpoint; a relative path keeps the
     # folder movable.
-    (logdir / "checkpoint").write_text(
-        f'model_checkpoint_path: "{CHECKPOINT}"\nall_model_checkpoint_paths: "{CHECKPOINT}"\n'
+    outputs.write_text(
+        logdir / "checkpoint", f'model_checkpoint_path: "{CHECKPOINT}"\nall_model_checkpoint_paths: "{CHECKPOINT}"\n'
     )
 
 
@@ -122,8 +132,8 @@ def write_projector(
               disable=not progress or len(points.clips) < 2, dynamic_ncols=True) as bar:
         rendered = render_clips(points.clips, media, with_audio=False, progress=bar.update)
     canvas, cell = sprite(rendered.images)
-    (logdir / SPRITE).write_bytes(png_bytes(canvas))
-    (logdir / METADATA).write_text(metadata_tsv(points), encoding="utf-8")
+    outputs.write_bytes(logdir / SPRITE, png_bytes(canvas))
+    outputs.write_text(logdir / METADATA, metadata_tsv(points))
     _write_checkpoint(logdir, tensors)
 
     config = ProjectorConfig()
@@ -133,6 +143,6 @@ def write_projector(
         entry.metadata_path = METADATA
         entry.sprite.image_path = SPRITE
         entry.sprite.single_image_dim.extend([cell, cell])
-    (logdir / CONFIG).write_text(text_format.MessageToString(config))
+    outputs.write_text(logdir / CONFIG, text_format.MessageToString(config))
     shapes = {name: tuple(int(n) for n in v.shape) for name, v in tensors.items()}
     return ProjectorExport(logdir, shapes, len(points.clips), cell, points.skipped)

@@ -5,7 +5,7 @@ Two figures per space:
 * silhouette score of the labels (-1..1; above 0 means clips sit closer to their own class
   than to the nearest other class);
 * k-nearest-neighbour accuracy under cross-validation on the dataset's splits (its manifest
-  folds, else group-aware or stratified folds, as `tfaudio.data.make_splits` chooses).
+  folds, else group-aware or stratified folds: `tfaudio.data.splits`' "auto").
 
 In the original space distances are cosine distances after the projection's scaling (fitted
 on each training side only): cosine is what nearest-neighbour search over learned embeddings
@@ -105,7 +105,7 @@ def measure(
     scaling: str = "standard",
 ) -> Separability:
     """vectors float [clips, dim] and coords float [clips, 2] of `dataset`'s clips (same order)."""
-    from tfaudio.data.splits import SplitError, make_splits
+    from tfaudio.data.splits import SplitError, make_splits, resolve_strategy
     from tfaudio.viz.projection import scale
 
     labels = dataset.labels
@@ -115,19 +115,20 @@ def measure(
     sil_projected = _silhouette(np.asarray(coords, np.float64), labels, "euclidean")
     if sil_original is None or sil_projected is None:
         notes.append("silhouette is undefined here (it needs 2 to clips - 1 classes and no all-zero vector)")
+    strategy = resolve_strategy(dataset, "auto")
     try:
-        splits = make_splits(dataset, "auto", k=config.folds, seed=config.seed)
+        splits = make_splits(dataset, strategy, k=config.folds, seed=config.seed)
     except SplitError as err:
         notes.append(f"no k-NN accuracy: {err}")
         empty = (None, None)
         return Separability(
             SpaceScores(sil_original, *empty), SpaceScores(sil_projected, *empty), config.neighbors, "none", tuple(notes)
         )
-    described = (
-        f"{len(splits)} manifest folds" if dataset.folds is not None
-        else f"{len(splits)} group-aware folds" if dataset.groups is not None
-        else f"stratified {len(splits)}-fold"
-    )
+    described = {
+        "predefined": f"{len(splits)} manifest folds",
+        "group": f"{len(splits)} group-aware folds",
+        "stratified": f"stratified {len(splits)}-fold",
+    }[strategy]
     smallest = min(len(s.train) for s in splits)
     k = min(config.neighbors, smallest)
     if k < config.neighbors:

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tfaudio.errors import TfaudioError
 from tfaudio.frontend.params import MelParams, STFTParams
 
 CONFIG_FILE = "autoencoder.json"
@@ -35,7 +36,7 @@ DEFAULT_POOLING = "mean+std"
 IMPLEMENTATION = 1
 
 
-class AutoencoderError(ValueError):
+class AutoencoderError(TfaudioError, ValueError):
     """A configuration, dataset or saved model the autoencoder cannot use; says what to change."""
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from tfaudio.frontend.pooling import pool_tensor
 from tfaudio.models.autoencoder.config import DEFAULT_POOLING, AutoencoderError
-from tfaudio.models.autoencoder.model import Autoencoder, AutoencoderRepresentation, _pool_frames
+from tfaudio.models.autoencoder.model import Autoencoder, AutoencoderRepresentation
 
 
 class _EncoderModule(tf.Module):
@@ -35,10 +36,9 @@ class _EncoderModule(tf.Module):
     )
     def with_lengths(self, waveform, lengths):
         frames, mask = self.model._encode(waveform, lengths)
-        weights = tf.cast(mask, tf.float32)[..., tf.newaxis]
         return {
-            "embedding": _pool_frames(frames, weights, DEFAULT_POOLING),
-            "embedding_mean": _pool_frames(frames, weights, "mean"),
+            "embedding": pool_tensor(frames, mask, DEFAULT_POOLING),
+            "embedding_mean": pool_tensor(frames, mask, "mean"),
             "frames": frames,
             "patch_mask": mask,
         }

@@ -87,7 +87,10 @@ def patches(spectrogram: tf.Tensor, valid_frames: tf.Tensor, config: Autoencoder
     return cut, frame_mask, patch_mask
 
 
-@keras.saving.register_keras_serializable(package="tfaudio")
+# Registered as BandStandardize: training's per-example layer is another thing. The class
+# keeps its name because Keras 3 stores a layer's weights under its snake-cased class name
+# ("layers/standardize" in autoencoder.weights.h5): renaming it would orphan every saved model.
+@keras.saving.register_keras_serializable(package="tfaudio", name="BandStandardize")
 class Standardize(keras.layers.Layer):
     """(log-mel float32 [n, frames, mels], frame mask bool [n, frames]) -> standardized float32
     [n, frames, mels]: per-band (x - mean) / std of the training frames; padding frames -> 0.
@@ -146,6 +149,7 @@ class Autoencoder:
 
     def __init__(self, config: AutoencoderConfig):
         self.config = config
+        # The layer name is in the weights' digest (variable paths): keep "standardize".
         self.standardize = Standardize(config.num_mel_bins, name="standardize")
         self.encoder = build_encoder(config)
         self.decoder = build_decoder(config)
@@ -298,16 +302,3 @@ def load_representation(path: str | os.PathLike, name: str | None = None) -> Aut
     model = Autoencoder(config)
     model.load_weights(folder / WEIGHTS_FILE)
     return AutoencoderRepresentation(model, sha256_of(folder / WEIGHTS_FILE), name or f"autoencoder:{path}")
-
-
-def _pool_frames(frames, weights, method: str):
-    """tf twin of tfaudio.models.base.pool: frames [batch, n, latent], weights float [batch, n, 1]
-    (1 for valid patches) -> [batch, latent], or [batch, 2 * latent] for "mean+std"."""
-    count = tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
-    mean = tf.reduce_sum(frames * weights, axis=1) / count
-    if method == "mean":
-        return mean
-    if method == "max":
-        return tf.reduce_max(tf.where(weights > 0, frames, tf.fill(tf.shape(frames), -np.inf)), axis=1)
-    variance = tf.reduce_sum(weights * tf.square(frames - mean[:, tf.newaxis]), axis=1) / count
-    return tf.concat([mean, tf.sqrt(variance)], axis=1)

@@ -273,7 +273,7 @@ def write_page(path: Path, title: str, summary: str, items, errors, history, bes
 
 
 def write_figures(result, dataset: Dataset, out: Path, per_class: int = 2, title: str = "Autoencoder") -> dict:
-    """All figures of a TrainResult into `out`; returns {"files": [...], "class_error": {...},
+    """All figures of an AutoencoderTrainResult into `out`; returns {"files": [...], "class_error": {...},
     "examples": [{name, label, validation, mse_db2}]} for the JSON record."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ import numpy as np
 
 from tfaudio.assets import sha256_of
 from tfaudio.data.dataset import Dataset, Problem
+from tfaudio.data.splits import balanced_holdout
 from tfaudio.models.autoencoder.config import CONFIG_FILE, WEIGHTS_FILE, AutoencoderConfig, AutoencoderError
 from tfaudio.models.autoencoder.model import Autoencoder, AutoencoderRepresentation
 from tfaudio.models.autoencoder.patches import PatchSet, band_statistics, extract_patches
@@ -53,7 +54,7 @@ class MaskedMSE(keras.metrics.Metric):
 
 
 @dataclass(frozen=True)
-class TrainResult:
+class AutoencoderTrainResult:
     """What a training run produced.
 
     history: per epoch, "masked_mse" and "val_masked_mse" (standardized units) and "loss";
@@ -91,29 +92,6 @@ class _EpochProgress(keras.callbacks.Callback):
         self.on_epoch(epoch + 1, dict(logs or {}))
 
 
-def split_validation(dataset: Dataset, indices: np.ndarray, config: AutoencoderConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(train, validation) dataset indices: `val_fraction` of the clips (at least one),
-    drawn with the seed, stratified by label so every class is seen in validation when it can be."""
-    indices = np.asarray(indices, dtype=np.int64)
-    if len(indices) < 2:
-        raise AutoencoderError(
-            f"the autoencoder needs at least 2 clips (one to train on, one to validate), got {len(indices)}"
-        )
-    rng = np.random.default_rng(config.seed)
-    labels = dataset.labels[indices]
-    wanted = max(1, int(round(config.val_fraction * len(indices))))
-    val = []
-    # Round-robin over classes in a seeded order: stratified without sklearn's minimum counts.
-    pools = [list(rng.permutation(indices[labels == c])) for c in np.unique(labels)]
-    order = rng.permutation(len(pools))
-    while len(val) < wanted:
-        for k in order:
-            if pools[k] and len(val) < wanted:
-                val.append(pools[k].pop())
-    val = np.sort(np.array(val, dtype=np.int64))
-    return np.setdiff1d(indices, val), val
-
-
 def train(
     dataset: Dataset,
     indices: Sequence[int] | None,
@@ -123,7 +101,7 @@ def train(
     progress: Callable[[int], None] | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
     strict: bool = False,
-) -> TrainResult:
+) -> AutoencoderTrainResult:
     """Train the autoencoder on the clips at `indices` (all clips when None).
 
     A seeded share of them (`config.val_fraction`) is held out for early stopping and the
@@ -136,7 +114,12 @@ def train(
     skipped: list[Problem] = []
     patch_set = extract_patches(dataset, indices, config, progress, None if strict else skipped)
     decoded = np.unique(patch_set.clip)
-    train_clips, val_clips = split_validation(dataset, decoded, config)
+    if len(decoded) < 2:
+        raise AutoencoderError(
+            f"the autoencoder needs at least 2 clips (one to train on, one to validate), got {len(decoded)}"
+        )
+    # Every class in validation when it can be, whatever its size (no scikit-learn minimum counts).
+    train_clips, val_clips = balanced_holdout(dataset, decoded, config.val_fraction, config.seed)
     train_set, val_set = patch_set.subset(train_clips), patch_set.subset(val_clips)
     if len(train_set.patches) < config.batch_size:
         raise AutoencoderError(
@@ -175,7 +158,7 @@ def train(
     )
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     best_epoch = int(np.argmin(history["val_masked_mse"])) + 1
-    return TrainResult(model, history, train_clips, val_clips, best_epoch, tuple(skipped), patch_set)
+    return AutoencoderTrainResult(model, history, train_clips, val_clips, best_epoch, tuple(skipped), patch_set)
 
 
 def fit_autoencoder(
@@ -194,7 +177,7 @@ def fit_autoencoder(
     return train(dataset, train_indices, config, progress=progress).representation()
 
 
-def save(result: TrainResult, out: str | os.PathLike, facts: dict | None = None) -> Path:
+def save(result: AutoencoderTrainResult, out: str | os.PathLike, facts: dict | None = None) -> Path:
     """Write the weights and autoencoder.json (config, weights digest, history, facts) to `out`."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,12 +8,16 @@ gives the same vector as the clip alone.
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tfaudio.data.windows import Window, iter_clip_windows, kept_frames
 from tfaudio.frontend import layers as frontend_layers
 from tfaudio.frontend import ops as frontend
+from tfaudio.frontend.pooling import pool_tensor
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
 from tfaudio.models.handcrafted.config import (
     HandcraftedParams,
@@ -43,9 +47,14 @@ class HandcraftedFeatures(frontend_layers.ParamsLayer):
             scale[frame_feature_names(self.params).index(name)] = 1e-3
         self._scale = scale
 
-    def frame_features(self, waveform, lengths=None):
+    def frame_features(self, waveform, lengths=None, peak=None):
         """-> (float32 [batch, frames, len(frame_feature_names)], bool [batch, frames] mask of
-        the frames each clip has on its own)."""
+        the frames each clip has on its own).
+
+        peak: float32 [batch], for windows of longer clips: the mel power of the whole clip's
+        loudest frame (`mel_peaks`), which top_db counts from instead of the window's own; NaN
+        for a row that is a whole clip (it counts from its own, as without `peak`).
+        """
         params = self.params
         frames = frontend.frame(waveform, params.stft)
         power = frontend.power_spectrum(frames, params.stft)
@@ -55,19 +64,28 @@ class HandcraftedFeatures(frontend_layers.ParamsLayer):
         valid = tf.minimum(frontend.num_frames(tf.cast(lengths, tf.int32), params.stft), total)
         mask = frontend.frame_mask(lengths, total, params.stft)
 
-        log_mel = frontend.mel_from_spectrogram(power, params.mfcc.mel, mask)
+        mel = params.mfcc.mel
+        if peak is None or mel.top_db is None:
+            log_mel = frontend.mel_from_spectrogram(power, mel, mask)
+        else:  # the operations of log_compress, with the peak given (bit for bit the same)
+            unclipped = dataclasses.replace(mel, top_db=None)
+            mel_power = tf.tensordot(power, frontend.mel_filterbank(mel), axes=1)
+            own = tf.reduce_max(tf.where(mask[:, :, tf.newaxis], mel_power, -np.inf), axis=[1, 2], keepdims=True)
+            peak = tf.reshape(peak, [-1, 1, 1])
+            floor = frontend.log_compress(tf.where(tf.math.is_nan(peak), own, peak), unclipped) - mel.top_db
+            log_mel = tf.maximum(frontend.log_compress(mel_power, unclipped), floor)
         mfcc = frontend.mfcc_from_log_mel(log_mel, params.mfcc, valid)
         descriptors = frontend.spectral_descriptors(frames, tf.sqrt(power), params.descriptors)
         return tf.concat([mfcc, descriptors], axis=-1) * self._scale, mask
 
+    def mel_peaks(self, waveform, lengths=None):
+        """-> float32 [batch, frames]: each frame's largest mel power (what top_db counts from)."""
+        power = frontend.power_spectrum(frontend.frame(waveform, self.params.stft), self.params.stft)
+        return tf.reduce_max(tf.tensordot(power, frontend.mel_filterbank(self.params.mfcc.mel), axes=1), axis=-1)
+
     def call(self, waveform, lengths=None):
         per_frame, mask = self.frame_features(waveform, lengths)
-        weights = tf.cast(mask, tf.float32)[:, :, tf.newaxis]
-        count = tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
-        mean = tf.reduce_sum(per_frame * weights, axis=1) / count
-        # Two passes: E[x^2] - E[x]^2 loses the spread of large-mean columns (c0) in float32.
-        var = tf.reduce_sum(((per_frame - mean[:, tf.newaxis]) * weights) ** 2, axis=1) / count
-        return tf.concat([mean, tf.sqrt(var)], axis=-1)
+        return pool_tensor(per_frame, mask, "mean+std")
 
 
 def _graph(params: HandcraftedParams):
@@ -114,14 +132,38 @@ class HandcraftedRepresentation(Representation):
         self.frame_names = frame_feature_names(params)
         self.dim = len(self.frame_names)
         layer = HandcraftedFeatures(params)
-        self._graph = tf.function(
-            layer.frame_features,
-            input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)],
-        )
+        batch = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
+        self._graph = tf.function(layer.frame_features, input_signature=batch)
+        self._graph_with_peak = tf.function(layer.frame_features, input_signature=[*batch, tf.TensorSpec([None], tf.float32)])
+        self._peaks = tf.function(layer.mel_peaks, input_signature=batch)
 
-    def frames(self, waveforms: np.ndarray, lengths: np.ndarray) -> FrameEmbeddings:
-        per_frame, mask = self._graph(tf.constant(waveforms, tf.float32), tf.constant(lengths, tf.int32))
+    def frames(self, waveforms: np.ndarray, lengths: np.ndarray, peaks: np.ndarray | None = None) -> FrameEmbeddings:
+        """peaks: float32 [batch] whole-clip references for windows of long clips (`mel_peaks`)."""
+        waveforms, lengths = check_batch(waveforms, lengths)  # a ValueError naming what is wrong
+        inputs = (tf.constant(waveforms, tf.float32), tf.constant(lengths, tf.int32))
+        if peaks is None:
+            per_frame, mask = self._graph(*inputs)
+        else:
+            per_frame, mask = self._graph_with_peak(*inputs, tf.constant(peaks, tf.float32))
         return FrameEmbeddings(per_frame.numpy(), mask.numpy())
+
+    def with_reference(self, windows: list[Window]) -> list[Window]:
+        """The windows of one long clip, each given the clip's loudest frame as `reference`.
+
+        Decodes the clip once more, window by window (the memory of one window): top_db must
+        count from the whole clip's peak for the windows' frames to equal the clip's.
+        """
+        peak = 0.0
+        for window, samples in iter_clip_windows(windows):
+            frame_peaks = self.mel_peaks(samples[np.newaxis], np.array([len(samples)], np.int32))[0]
+            kept = kept_frames(window, frame_peaks[: 1 + len(samples) // self.params.hop_length])
+            peak = max(peak, float(kept.max())) if len(kept) else peak
+        return [window.with_reference(peak) for window in windows]
+
+    def mel_peaks(self, waveforms: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """float32 [batch, samples], int32 [batch] -> float32 [batch, frames], each frame's largest
+        mel power; a long clip's reference is the largest over its frames."""
+        return self._peaks(tf.constant(waveforms, tf.float32), tf.constant(lengths, tf.int32)).numpy()
 
     def identity(self) -> dict:
         return handcrafted_identity(self.params)

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from tfaudio.frontend.params import SecondsFraming
 
+#: Values per frame vector: the width of the network's embedding layer, fixed by the released weights.
+EMBEDDING_SIZE = 128
+
 
 @dataclass(frozen=True)
 class VggishParams(SecondsFraming):

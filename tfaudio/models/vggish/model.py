@@ -43,7 +43,7 @@ import tensorflow as tf
 from tfaudio.assets import VGGISH_CKPT, VGGISH_PCA, WeightsError, files_sha256
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
 from tfaudio.models.grouping import in_groups
-from tfaudio.models.vggish.config import VggishParams
+from tfaudio.models.vggish.config import EMBEDDING_SIZE, VggishParams
 
 PCA_EIGEN_VECTORS_KEY = "pca_eigen_vectors"
 
@@ -67,11 +67,8 @@ _LAYERS = (
     (None, "pool4", "pool", None),
     ("vggish/fc1/fc1_1", "fc1_1", "dense", 4096),
     ("vggish/fc1/fc1_2", "fc1_2", "dense", 4096),
-    ("vggish/fc2", "fc2", "embedding", 128),
+    ("vggish/fc2", "fc2", "embedding", EMBEDDING_SIZE),
 )
-
-
-EMBEDDING_SIZE = _LAYERS[-1][3]
 
 
 #: Examples through the network at once (~1.6 MB of first-layer activations each); more go in groups.

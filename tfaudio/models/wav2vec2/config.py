@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 DEFAULT_MODEL = "facebook/wav2vec2-base-960h"
+
+
+#: DEFAULT_MODEL's architecture, from its config.json (the Wav2Vec2-base design), so that its
+#: vector size and frame timing are known without loading it: the transformer's width, and the
+#: convolutional feature encoder's kernels and strides (frames of 400 samples every 320).
+BASE_HIDDEN_SIZE = 768
+BASE_CONV_KERNEL = (10, 3, 3, 3, 3, 2, 2)
+BASE_CONV_STRIDE = (5, 2, 2, 2, 2, 2, 2)
 
 
 #: The epsilon of ``Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm``.
@@ -57,3 +66,23 @@ class Preprocessing:
     do_normalize: bool = True
     padding_value: float = 0.0
     source: str = "defaults of Wav2Vec2FeatureExtractor"
+
+
+def conv_frames(num_samples: int, kernels, strides) -> int:
+    """Frames the convolutional feature encoder makes from ``num_samples`` (0 if too short)."""
+    for kernel, stride in zip(kernels, strides):
+        num_samples = max((num_samples - kernel) // stride + 1, 0)
+    return num_samples
+
+
+def receptive_field(kernels, strides) -> int:
+    """Samples one frame sees, the fewest that give a frame: 400 for the base models."""
+    samples = 1
+    for kernel, stride in reversed(list(zip(kernels, strides))):
+        samples = (samples - 1) * stride + kernel
+    return samples
+
+
+def frame_hop_samples(strides) -> int:
+    """Samples between frames: the product of the strides, 320 for the base models."""
+    return math.prod(strides)

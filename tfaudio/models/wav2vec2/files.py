@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfaudio.assets import offline_switch, reachable
+from tfaudio.errors import TfaudioError
 from tfaudio.models.wav2vec2.config import Preprocessing
 
 #: Either variable set to 1/on/yes/true keeps every load to the local Hugging Face cache.
@@ -30,7 +31,7 @@ _SAFETENSORS_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 _PYTORCH_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
-class ModelFilesError(OSError):
+class ModelFilesError(TfaudioError, OSError):
     """A model that cannot be found or loaded; the message names the model, the file and the fix."""
 
 

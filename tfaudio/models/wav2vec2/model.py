@@ -64,7 +64,13 @@ import tensorflow as tf
 
 from tfaudio.assets import files_sha256
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
-from tfaudio.models.wav2vec2.config import NORMALIZE_EPSILON, Wav2Vec2Params
+from tfaudio.models.wav2vec2.config import (
+    NORMALIZE_EPSILON,
+    Wav2Vec2Params,
+    conv_frames,
+    frame_hop_samples,
+    receptive_field,
+)
 from tfaudio.models.wav2vec2.files import ModelFilesError, read_preprocessing, resolve_model
 
 # SpecAugment's learned mask vector: only used in training, absent from some checkpoints.
@@ -76,21 +82,6 @@ def normalize(samples: np.ndarray) -> np.ndarray:
     ``(x - mean) / sqrt(var + 1e-7)``. Statistics in float64, so long inputs lose no precision."""
     values = np.asarray(samples, dtype=np.float64)
     return ((values - values.mean()) / np.sqrt(values.var() + NORMALIZE_EPSILON)).astype(np.float32)
-
-
-def conv_frames(num_samples: int, kernels, strides) -> int:
-    """Frames the convolutional feature encoder makes from ``num_samples`` (0 if too short)."""
-    for kernel, stride in zip(kernels, strides):
-        num_samples = max((num_samples - kernel) // stride + 1, 0)
-    return num_samples
-
-
-def receptive_field(kernels, strides) -> int:
-    """Samples one frame sees, the fewest that give a frame: 400 for the base models."""
-    samples = 1
-    for kernel, stride in reversed(list(zip(kernels, strides))):
-        samples = (samples - 1) * stride + kernel
-    return samples
 
 
 @contextlib.contextmanager
@@ -136,7 +127,7 @@ class HFAudioEncoder(Representation):
         self.uses_attention_mask = config.feat_extract_norm == "layer"
         self.receptive_field = receptive_field(self._kernels, self._strides)
         self.sample_rate = self.preprocessing.sample_rate
-        self.frame_hop_seconds = float(np.prod(self._strides)) / self.sample_rate
+        self.frame_hop_seconds = frame_hop_samples(self._strides) / self.sample_rate
         self.window_samples = (
             None if params.window_seconds is None else round(params.window_seconds * self.sample_rate)
         )

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from tfaudio.frontend.params import SecondsFraming
 
+#: Values per frame vector: the channels of the network's last block, fixed by the released weights.
+EMBEDDING_SIZE = 1024
+
 
 @dataclass(frozen=True)
 class YamnetParams(SecondsFraming):

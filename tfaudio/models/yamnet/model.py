@@ -41,7 +41,7 @@ import tensorflow as tf
 from tfaudio.assets import YAMNET_CLASS_MAP, YAMNET_H5, WeightsError, sha256_of
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
 from tfaudio.models.grouping import in_groups
-from tfaudio.models.yamnet.config import YamnetParams, yamnet_identity
+from tfaudio.models.yamnet.config import EMBEDDING_SIZE, YamnetParams, yamnet_identity
 
 # (kind, stride, filters) per block; every kernel is 3x3 (pointwise convolutions are 1x1).
 _BLOCKS = (
@@ -57,13 +57,12 @@ _BLOCKS = (
     ("separable", 1, 512),
     ("separable", 1, 512),
     ("separable", 1, 512),
-    ("separable", 2, 1024),
-    ("separable", 1, 1024),
+    ("separable", 2, EMBEDDING_SIZE),
+    ("separable", 1, EMBEDDING_SIZE),
 )
 NUM_BLOCKS = len(_BLOCKS)
 #: Patches through the network at once (~1.2 GB of activations); more are done in groups.
 MAX_PATCHES_PER_CALL = 1024
-EMBEDDING_SIZE = _BLOCKS[-1][2]
 
 # Keras 2 called the depthwise kernel `depthwise_kernel`; Keras 3 calls it `kernel`.
 _VARIABLE_ALIASES = {"depthwise_kernel": "kernel"}

@@ -1,0 +1,124 @@
+"""`tfaudio compare` and `tfaudio demo`: which representation works, cross-validated, with a report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from tfaudio.cli.common import friendly_errors
+from tfaudio.outputs import check_writable
+from tfaudio.quiet import import_tensorflow_quietly
+
+
+def _compare_options(command):
+    """Options shared by `compare` and `demo`."""
+    options = [
+        click.option("--classifier", "classifiers", multiple=True, type=click.Choice(["rf", "mlp", "logreg"]),
+                     help="rf, mlp, logreg; repeat for several (default: all three)."),
+        click.option("--folds", default=5, show_default=True, help="k for generated folds (ignored when the manifest has folds)."),
+        click.option("--split", default="auto", show_default=True,
+                     type=click.Choice(["auto", "predefined", "group", "stratified"]),
+                     help="auto: the manifest's folds, else group-aware folds, else stratified k-fold."),
+        click.option("--param", "params", multiple=True, metavar="CLF.NAME=VALUE",
+                     help="Classifier hyperparameter, e.g. rf.n_estimators=300 or mlp.hidden_layer_sizes=256,128."),
+        click.option("--pooling", type=click.Choice(["mean", "max", "mean+std"]), help="Clip pooling (default: per model)."),
+        click.option("--seed", default=0, show_default=True, help="Seed for folds, classifiers and bootstrap."),
+        click.option("--ae-epochs", default=10, show_default=True, help="Autoencoder epochs per split (--model autoencoder)."),
+        click.option("--latent", default=64, show_default=True, help="Autoencoder bottleneck size (--model autoencoder)."),
+        click.option("--batch-size", default=32, show_default=True, help="Clips per embedding batch."),
+        click.option("--max-duration", type=float, help="Use at most this many seconds of each clip."),
+        click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Embedding cache (default: $TFAUDIO_HOME/embeddings)."),
+        click.option("--strict", is_flag=True, help="Stop at an unavailable model or unreadable file instead of leaving it out."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _compare_config(models, classifiers, folds, split, params, pooling, seed, ae_epochs, latent, batch_size,
+                    max_duration, store, strict, group_column=None):
+    from tfaudio.comparison.classifiers import parse_params
+    from tfaudio.comparison.run import CompareConfig
+
+    try:
+        overrides = parse_params(params)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--param") from None
+    return CompareConfig(
+        models=tuple(models), classifiers=tuple(classifiers) or ("rf", "mlp", "logreg"), split=split, folds=folds,
+        seed=seed, params=tuple((k, tuple(v.items())) for k, v in overrides.items()), pooling=pooling,
+        batch_size=batch_size, max_duration=max_duration, strict=strict, group_column=group_column,
+        store=str(store) if store else None, ae_epochs=ae_epochs, latent=latent,
+    )
+
+
+def _print_ranking(result, report: Path) -> None:
+    from tfaudio.comparison.classifiers import CLASSIFIERS
+
+    click.echo("")
+    click.echo(f"{'#':>2}  {'representation':<16} {'classifier':<36} {'accuracy ± split std':>20}  {'95 % CI':>11}  "
+               f"{'F1':>5}  McNemar p")
+    for rank, run in enumerate(result.ranked(), 1):
+        m, test = run.metrics, run.versus_baseline
+        p = "baseline" if test is None else f"{test.p_value:.2g}"
+        click.echo(f"{rank:>2}  {run.representation:<16} {CLASSIFIERS[run.classifier]:<36} "
+                   f"{'':>5}{100 * m.accuracy:6.1f} ± {100 * m.fold_std:4.1f} %  "
+                   f"{100 * m.accuracy_ci[0]:4.1f}–{100 * m.accuracy_ci[1]:4.1f}  {m.macro_f1:.3f}  {p}")
+    for item in result.unavailable:
+        click.echo(f"    {item.name}: unavailable ({(item.reason.splitlines() or [''])[0]})")
+    if result.skipped or result.dataset_ignored:
+        click.echo(f"    {len(result.skipped) + len(result.dataset_ignored)} file(s) or class(es) left out; see the report")
+    from tfaudio.comparison.discussion import paragraphs
+
+    click.echo("\n" + paragraphs(result)[0].replace("**", ""))
+    click.echo(f"\nReport: {report}")
+
+
+@click.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--model", "model_names", multiple=True, default=("handcrafted", "yamnet"), show_default=True,
+              help="handcrafted, yamnet, vggish, wav2vec2, autoencoder, hub:<handle>, hf:<id>; repeat for several. "
+                   "The hand-crafted baseline is always included.")
+@_compare_options
+@click.option("--group-column", help="Manifest column that groups clips (default: 'group' when present).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Report folder.")
+@friendly_errors
+def compare(data, model_names, out, group_column, **options):
+    """Which representation works for DATA? Cross-validates a random forest, an MLP and a
+    linear probe on every representation over the same folds, tests each against the
+    hand-crafted baseline (McNemar) and writes a report: index.html, report.md, metrics.json,
+    predictions.csv."""
+    check_writable(out)  # before any clip is embedded or classifier fitted
+    import_tensorflow_quietly()
+    from tfaudio.comparison.report import write_report
+    from tfaudio.comparison.run import compare as run_compare
+
+    config = _compare_config(model_names, group_column=group_column, **options)
+    try:
+        result = run_compare(data, config, log=lambda m: click.echo(m, err=True), command=" ".join(["tfaudio", *sys.argv[1:]]))
+    except ValueError as err:  # e.g. a hyperparameter scikit-learn refuses
+        raise click.ClickException(str(err)) from None
+    _print_ranking(result, write_report(result, out))
+
+
+@click.command()
+@click.option("--out", default=Path("reports/demo"), show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@_compare_options
+@friendly_errors
+def demo(out, **options):
+    """The comparison on ESC-10 (TFAUDIO_DATA when set, else fetched into the cache, else a
+    synthetic dataset when offline) with the baseline, YAMNet, VGGish, Wav2Vec2 and a per-split
+    autoencoder; models whose weights are unavailable are listed, not fatal."""
+    check_writable(out)
+    import_tensorflow_quietly()
+    from tfaudio.comparison.demo import DEMO_MODELS, run_demo
+
+    config = _compare_config(DEMO_MODELS, **options)
+    try:
+        result = run_demo(out, config, lambda m: click.echo(m, err=True), " ".join(["tfaudio", *sys.argv[1:]]))
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    _print_ranking(result, out / "index.html")
+
