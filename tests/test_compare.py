@@ -11,36 +11,14 @@ import pandas as pd
 import pytest
 from browser import chromium, console_errors, open_page
 from click.testing import CliRunner
-from conftest import shared_path
+from conftest import BandEnergies, shared_path
 
 from tfaudio.cli.main import main
 from tfaudio.comparison.report import write_report
 from tfaudio.comparison.run import CompareConfig, CompareError, compare
-from tfaudio.models.base import FrameEmbeddings, Representation
 
 FAST = ("logreg", "rf")
 FAST_PARAMS = (("rf", (("n_estimators", 50),)),)
-
-
-class BandEnergies(Representation):
-    """A cheap learned-looking representation for tests: log energy in 16 FFT bands per 0.1 s."""
-
-    name = "bands"
-    sample_rate = 16000
-    frame_hop_seconds = 0.1
-    dim = 16
-
-    def frames(self, waveforms, lengths):
-        hop = 1600
-        count = max(1, waveforms.shape[1] // hop)
-        frames = waveforms[:, : count * hop].reshape(len(waveforms), count, hop)
-        spectrum = np.abs(np.fft.rfft(frames, axis=-1))[..., :800] ** 2
-        energies = np.log(spectrum.reshape(len(waveforms), count, 16, 50).sum(-1) + 1e-6)
-        mask = (np.arange(count)[np.newaxis] + 1) * hop <= np.maximum(lengths[:, np.newaxis], hop)
-        return FrameEmbeddings(energies.astype(np.float32), mask)
-
-    def identity(self):
-        return {"model": "bands", "version": 1}
 
 
 @pytest.fixture(autouse=True)
@@ -335,3 +313,24 @@ def test_verdict_says_which_side_is_ahead_when_the_baseline_wins_overall():
     assert "right where that baseline is wrong on 30 clips, wrong where it is right on 5 clips" in text
     assert "p = 0.002 (significant)" in text
     assert paragraphs  # the public entry point stays importable
+
+
+def test_report_lists_clips_worth_a_look(synth_data, tmp_path):
+    """A file listed twice in the manifest is kept, and the report says so under "Worth a look"."""
+    import csv
+
+    rows = list(csv.reader((synth_data / "meta.csv").open()))
+    manifest = tmp_path / "meta.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerows(rows + [rows[1]])  # the first clip's row again
+    for row in rows[1:]:
+        target = tmp_path / row[0]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            shutil.copy(synth_data / row[0], target)
+    result = compare(manifest, _config(models=("handcrafted",)), log=lambda m: None)
+    index = write_report(result, tmp_path / "report")
+    markdown = (index.parent / "report.md").read_text()
+    assert "## Worth a look" in markdown and rows[1][0] in markdown.split("## Worth a look")[1]
+    assert "Worth a look" in index.read_text()

@@ -25,34 +25,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from conftest import run_cli, sine, write_tree
 
 RATE = 16000
 OFFLINE_SWITCHES = ("TFAUDIO_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 def cli(*args, home: Path, env: dict | None = None, offline: bool = True, timeout: int = 600):
-    """`python -m tfaudio.cli ARGS` with its cache in `home`; asserts no traceback reached stderr.
-
-    Output is decoded with backslash escapes, so a file name holding a byte that is not UTF-8
-    shows as `\\xff` (printed raw) or `\\udcff` (Python's stderr escape) in the text.
-    """
+    """`python -m tfaudio.cli ARGS` with its cache in `home` (:func:`conftest.run_cli`)."""
     environment = {k: v for k, v in os.environ.items() if k not in OFFLINE_SWITCHES and k != "TFAUDIO_MODELS"}
     environment.update({"TFAUDIO_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
     if offline:
         environment["TFAUDIO_OFFLINE"] = "1"
-    result = subprocess.run(
-        [sys.executable, "-m", "tfaudio.cli", *(os.fsdecode(a) for a in args)],
-        capture_output=True, env=environment, timeout=timeout,
-    )
-    out = result.stdout.decode("utf-8", "backslashreplace")
-    err = result.stderr.decode("utf-8", "backslashreplace")
-    assert "Traceback" not in err, err
-    return result.returncode, out, err
+    return run_cli(args, environment, timeout=timeout)
 
 
 def tone(seconds: float = 0.5, frequency: float = 440.0) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+    return sine(frequency, seconds, 0.3, RATE)
 
 
 def files_outside(root: Path, *inside: Path) -> dict[str, bytes]:
@@ -94,6 +83,24 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def refused_fetch(tmp_path: Path, dataset: str, archive: Path | None = None, **cli_options) -> tuple[str, Path]:
+    """`datasets fetch DATASET --out tmp_path/out`, of `archive` served over HTTP with its digest
+    (None: of what the command finds itself). Asserts it exits 1 with every file outside out/
+    and home/ as it was (a victim unchanged, nothing added); returns (stderr, out)."""
+    out, home = tmp_path / "out", tmp_path / "home"
+    before = files_outside(tmp_path, out, home)
+    with contextlib.ExitStack() as stack:
+        source = []
+        if archive is not None:
+            url = stack.enter_context(serving(archive.parent))
+            source = ["--url", f"{url}/{archive.name}", "--sha256", sha256(archive)]
+            cli_options["offline"] = False
+        code, _, err = cli("datasets", "fetch", dataset, *source, "--out", out, home=home, **cli_options)
+    assert code == 1
+    assert files_outside(tmp_path, out, home) == before
+    return err, out
+
+
 # --- fetch: archives and their manifests never write outside --out --------------------------
 
 
@@ -105,16 +112,10 @@ def test_fetch_refuses_an_esc_manifest_row_that_leaves_out(tmp_path, row):
     served = tmp_path / "served"
     served.mkdir()
     archive = esc_zip(served / "ESC-50-master.zip", ["1-100-A-0.wav", row])
-    out, home = tmp_path / "out", tmp_path / "home"
-    before = files_outside(tmp_path, out, home)
 
-    with serving(served) as url:
-        code, _, err = cli("datasets", "fetch", "esc10", "--url", f"{url}/ESC-50-master.zip",
-                           "--sha256", sha256(archive), "--out", out, home=home, offline=False)
+    err, out = refused_fetch(tmp_path, "esc10", archive)
 
-    assert code == 1
     assert f"names {row!r}" in err and "not a plain file name" in err and "refusing" in err
-    assert files_outside(tmp_path, out, home) == before  # the victim unchanged, nothing added
     assert not (out / "meta.csv").exists() and not list(out.rglob("*.wav"))  # refused before writing
 
 
@@ -134,18 +135,12 @@ def test_fetch_refuses_a_tar_whose_members_leave_out(tmp_path):
         link = tarfile.TarInfo("yes/link.wav")
         link.type, link.linkname = tarfile.SYMTYPE, "../../../victim.wav"
         bundle.addfile(link)
-    out, home = tmp_path / "out", tmp_path / "home"
-    before = files_outside(tmp_path, out, home)
 
-    with serving(served) as url:
-        code, _, err = cli("datasets", "fetch", "speech-commands", "--url", f"{url}/{archive.name}",
-                           "--sha256", sha256(archive), "--out", out, home=home, offline=False)
+    err, out = refused_fetch(tmp_path, "speech-commands", archive)
 
-    assert code == 1
     assert "refusing to extract" in err
     for entry in ("'../../victim.wav'", f"'{tmp_path / 'absolute.wav'}' is an absolute path", "'yes/link.wav'"):
         assert entry in err
-    assert files_outside(tmp_path, out, home) == before
     assert not list(out.rglob("*.wav")) and not (out / "meta.csv").exists()  # nothing extracted at all
 
 
@@ -155,26 +150,18 @@ def test_fetch_checks_an_archive_placed_by_hand_although_it_has_no_digest(tmp_pa
     models = tmp_path / "models"
     (models / "datasets").mkdir(parents=True)
     esc_zip(models / "datasets" / "ESC-50-master.zip", ["1-100-A-0.wav", "../../victim.wav"])
-    out, home = tmp_path / "out", tmp_path / "home"
-    before = files_outside(tmp_path, out, home)
 
-    code, _, err = cli("datasets", "fetch", "esc10", "--out", out, home=home, env={"TFAUDIO_MODELS": str(models)})
+    err, _ = refused_fetch(tmp_path, "esc10", env={"TFAUDIO_MODELS": str(models)})
 
-    assert code == 1
     assert "placed by hand, so used without a digest check" in err  # said, not silently trusted
     assert "names '../../victim.wav'" in err
-    assert files_outside(tmp_path, out, home) == before
 
 
 # --- datasets: what is left out or doubtful is listed, never dropped silently ----------------
 
 
-def write_tree(root: Path, classes=("dog", "rain"), per_class: int = 3) -> Path:
-    for c, label in enumerate(classes):
-        (root / label).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            sf.write(root / label / f"{label}_{i}.wav", tone(0.5, 300 + 100 * c + 10 * i), RATE)
-    return root
+#: Tones 100 Hz apart between labels.
+write_tree = functools.partial(write_tree, spacing=100)
 
 
 def test_info_lists_link_loops_dangling_links_and_links_to_folders(tmp_path):

@@ -13,47 +13,30 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from conftest import run_cli, sine, write_tree
 
 RATE = 16000
 NON_UTF8 = b"bad\xffbyte.wav"
 
 
 def cli(*args, home: Path, env: dict | None = None, cwd: Path | None = None, timeout: int = 600):
-    """`python -m tfaudio.cli ARGS` offline with its cache in `home`: (exit code, stdout, stderr),
-    both decoded with backslash escapes; asserts no traceback reached stderr."""
+    """`python -m tfaudio.cli ARGS` offline with its cache in `home` (:func:`conftest.run_cli`)."""
     environment = {k: v for k, v in os.environ.items() if k not in ("TFAUDIO_MODELS", "HF_HUB_OFFLINE")}
     environment.update({
         "TFAUDIO_HOME": str(home), "TFAUDIO_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
         "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8:strict", **(env or {}),
     })
-    result = subprocess.run(
-        [sys.executable, "-m", "tfaudio.cli", *(os.fsdecode(a) for a in args)],
-        capture_output=True, env=environment, cwd=cwd, timeout=timeout,
-    )
-    out = result.stdout.decode("utf-8", "backslashreplace")
-    err = result.stderr.decode("utf-8", "backslashreplace")
-    assert "Traceback" not in err, err
-    return result.returncode, out, err
+    return run_cli(args, environment, cwd=cwd, timeout=timeout)
 
 
 def tone(seconds: float = 0.5, frequency: float = 440.0) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
-
-
-def write_tree(root: Path, classes=("dog", "rain"), per_class: int = 3) -> Path:
-    for c, label in enumerate(classes):
-        (root / label).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            sf.write(root / label / f"{label}_{i}.wav", tone(0.5, 300 + 400 * c + 10 * i), RATE)
-    return root
+    return sine(frequency, seconds, 0.3, RATE)
 
 
 def error_lines(err: str) -> list[str]:

@@ -13,6 +13,7 @@ import librosa
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import sine
 
 from tfaudio.frontend import layers as frontend_layers
 from tfaudio.frontend import ops as frontend
@@ -20,11 +21,6 @@ from tfaudio.frontend import ops as frontend
 SR = 16000
 N_FFT, HOP, WIN = 512, 160, 400
 STFT_KW = dict(n_fft=N_FFT, hop_length=HOP, win_length=WIN)
-
-
-def _tone(freq, seconds=1.0, amplitude=0.5):
-    t = np.arange(int(seconds * SR)) / SR
-    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +147,7 @@ def test_log_mel_natural_log_with_htk_mel(signal):
 
 
 def test_top_db_clips_relative_to_the_loudest_valid_frame():
-    loud_then_silent = np.concatenate([_tone(1000.0, 0.5), np.zeros(SR // 2, np.float32)])
+    loud_then_silent = np.concatenate([sine(1000.0, 0.5), np.zeros(SR // 2, np.float32)])
     db = _run(frontend_layers.LogMel(librosa_mel_params()), loud_then_silent)
     assert db.max() - db.min() == pytest.approx(80.0, abs=1e-3)
 
@@ -299,7 +295,7 @@ def test_zcr_centred_differs_from_librosa_only_in_edge_frames(signal, descriptor
 
 @pytest.mark.parametrize("freq", [440.0, 1000.0, 3000.0])
 def test_sine_descriptors(freq):
-    out = _run(frontend_layers.SpectralDescriptors(DESCRIPTORS), _tone(freq))[3:-3]  # skip padded edges
+    out = _run(frontend_layers.SpectralDescriptors(DESCRIPTORS), sine(freq))[3:-3]  # skip padded edges
     main_lobe = 2 * SR / WIN  # Hann main lobe half-width: 80 Hz
     np.testing.assert_allclose(out[:, COLUMN["centroid"]], freq, rtol=0.02)
     # A pure tone's spread is the window's, independent of freq: inside the main lobe.

@@ -5,6 +5,7 @@ import librosa
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import sine
 
 from tfaudio.models.handcrafted import model as handcrafted
 
@@ -12,11 +13,6 @@ SR = 16000
 PARAMS = handcrafted.HandcraftedParams()
 NAMES = handcrafted.feature_names(PARAMS)
 INDEX = {name: i for i, name in enumerate(NAMES)}
-
-
-def _tone(freq, seconds=1.0, amplitude=0.5):
-    t = np.arange(int(seconds * SR)) / SR
-    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +24,7 @@ def clips():
     ) + 0.02 * rng.standard_normal(int(1.5 * SR))
     return [
         chirp.astype(np.float32),
-        _tone(1000.0, 0.73),
+        sine(1000.0, 0.73),
         (0.1 * rng.standard_normal(12_345)).astype(np.float32),
     ]
 

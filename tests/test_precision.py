@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import shared_path
+from conftest import padded_batch, shared_path
 from test_vggish import random_checkpoint
 from test_wav2vec2 import TINY
 from test_yamnet import chirp, randomize
@@ -52,11 +52,7 @@ def clips() -> tuple[np.ndarray, np.ndarray]:
     """Four clips of different lengths and content, zero-padded: (float32 [4, n], int32 [4])."""
     noise = 0.3 * np.random.default_rng(0).standard_normal(2 * SR)
     waves = [chirp(3.0), chirp(5.0, 300.0, 3000.0), noise.astype(np.float32), chirp(1.0)]
-    lengths = np.array([len(w) for w in waves], np.int32)
-    batch = np.zeros((len(waves), lengths.max()), np.float32)
-    for row, wave in enumerate(waves):
-        batch[row, : len(wave)] = wave
-    return batch, lengths
+    return padded_batch(*waves)
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -307,3 +303,25 @@ def test_esc10_yamnet_bfloat16_keeps_embeddings_and_the_linear_probe():
         for name, x in vectors.items()
     }
     assert abs(accuracy["bfloat16"] - accuracy["float32"]) <= 0.01, accuracy
+
+
+def test_compare_records_a_non_default_precision_and_the_cli_offers_it(synth_data, tmp_path):
+    """float32 runs keep the metrics.json they always had; a bfloat16 run says so."""
+    import json
+
+    from click.testing import CliRunner
+
+    from tfaudio.cli.main import main
+    from tfaudio.comparison.report import write_report
+    from tfaudio.comparison.run import CompareConfig, compare
+
+    reports = {}
+    for precision in ("float32", "bfloat16"):
+        config = CompareConfig(models=("handcrafted",), classifiers=("logreg",), split="stratified", folds=2,
+                               store=str(tmp_path / "store"), precision=precision)
+        out = write_report(compare(synth_data, config, log=lambda m: None), tmp_path / precision).parent
+        reports[precision] = json.loads((out / "metrics.json").read_text())["reproducibility"]
+    assert "precision" not in reports["float32"]
+    assert reports["bfloat16"]["precision"] == "bfloat16"
+    for command in ("embed", "compare", "visualize", "projector", "tag"):
+        assert "--precision [float32|bfloat16]" in CliRunner().invoke(main, [command, "--help"]).output, command

@@ -100,6 +100,7 @@ _COMPARE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_metrics_json_identical_whatever_the_thread_settings(synth_data, tmp_path):
     outputs = []
     out = tmp_path / "report"  # the same for both runs: metrics.json records the command

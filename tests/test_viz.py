@@ -17,10 +17,9 @@ import pytest
 import soundfile as sf
 from browser import chromium, console_errors, open_page
 from click.testing import CliRunner
-from conftest import REPO, shared_path
+from conftest import REPO, BandEnergies, shared_path
 
 from tfaudio.data.dataset import Clip, Dataset, load_dataset
-from tfaudio.models.base import FrameEmbeddings, Representation
 from tfaudio.pipeline.local import EmbeddingTable, EmbedStats
 from tfaudio.viz import (
     MediaConfig,
@@ -61,23 +60,6 @@ def table(dataset: Dataset, vectors, name: str = "fake") -> EmbeddingTable:
 def page_data(path: Path) -> dict:
     text = path.read_text()
     return json.loads(re.search(r'<script type="application/json" id="page-data">(.*?)</script>', text, re.S).group(1))
-
-
-class BandEnergies(Representation):
-    """A representation without TensorFlow: log energy in 16 bands of 1024-sample frames."""
-
-    name, sample_rate, frame_hop_seconds, dim = "bands", 16000, 0.064, 16
-
-    def frames(self, waveforms, lengths):
-        count = max(1, waveforms.shape[1] // 1024)
-        frames = waveforms[:, : count * 1024].reshape(len(waveforms), count, 1024)
-        power = np.abs(np.fft.rfft(frames, axis=-1))[..., :512] ** 2
-        bands = np.log(power.reshape(len(waveforms), count, 16, 32).sum(-1) + 1e-6).astype(np.float32)
-        mask = np.arange(count)[None, :] < np.maximum(lengths // 1024, 1)[:, None]
-        return FrameEmbeddings(bands, mask)
-
-    def identity(self):
-        return {"model": "test-bands", "version": 1}
 
 
 # ----------------------------------------------------------------------------------- pieces
@@ -332,7 +314,7 @@ def test_class_names_with_html_characters_keep_their_points_and_show_as_text(tmp
             wave = 0.3 * np.sin(2 * np.pi * (400 + 1500 * k + 20 * i) * t) + 0.01 * rng.normal(size=t.size)
             sf.write(folder / name / f"{name} {i}.wav", wave.astype(np.float32), 16000)
     out = tmp_path / "awkward.html"
-    result = tfaudio.visualize(folder, [BandEnergies()], out, method="pca",
+    result = tfaudio.visualize(folder, [BandEnergies(frame=1024, model="test-bands")], out, method="pca",
                                media=MediaConfig(audio_rate=8000, max_seconds=0.25), progress=False)
     assert result.clips == 24 and result.classes == 4
     text = out.read_text()
@@ -416,7 +398,7 @@ def test_python_api_takes_label_file_pairs(synth_data, tmp_path):
     pairs = [(c.label, c.path) for c in load_dataset(synth_data).clips if c.label in ("tone", "noise")][::2]
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
-    result = tfaudio.visualize([*pairs, ("tone", broken)], [BandEnergies()], tmp_path / "pairs.html", method="pca",
+    result = tfaudio.visualize([*pairs, ("tone", broken)], [BandEnergies(frame=1024, model="test-bands")], tmp_path / "pairs.html", method="pca",
                                media=MediaConfig(audio_rate=8000, max_seconds=0.25), progress=False)
     assert result.clips == 20 and result.classes == 2
     assert [Path(p.path).name for p in result.skipped] == ["broken.wav"]

@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import padded_batch
 
 from tfaudio.models.wav2vec2 import model as W
 from tfaudio.models.wav2vec2.config import Preprocessing, Wav2Vec2Params
@@ -44,15 +45,6 @@ def chirp(seconds: float, low: float = 100.0, high: float = 7000.0, amplitude: f
     """A sweep with a DC offset: every stretch differs, and normalisation has work to do."""
     t = np.arange(int(round(seconds * SR))) / SR
     return (0.05 + amplitude * np.sin(2 * np.pi * (low * t + (high - low) * t**2 / (2 * seconds)))).astype(np.float32)
-
-
-def batch(*clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Clips -> zero-padded float32 [batch, longest], int32 [batch]."""
-    lengths = np.array([len(clip) for clip in clips], np.int32)
-    out = np.zeros((len(clips), lengths.max()), np.float32)
-    for row, clip in enumerate(clips):
-        out[row, : len(clip)] = clip
-    return out, lengths
 
 
 def alone(rep: W.HFAudioEncoder, clip: np.ndarray) -> np.ndarray:
@@ -201,7 +193,7 @@ def test_frames_equal_a_direct_model_call(hf, tiny, reps, kind):
 def test_a_clip_is_the_same_alone_and_in_a_batch(reps, kind):
     rep = reps[kind]
     clips = [chirp(3.5), chirp(0.4, low=500, amplitude=0.8), chirp(0.003), chirp(1.5, low=50)]
-    waveforms, lengths = batch(*clips)
+    waveforms, lengths = padded_batch(*clips)
     out = rep.frames(waveforms, lengths)
     # 3.5 s: windows of 2 s and 1.5 s; 0.003 s: 48 samples, padded to the 85 of one frame.
     assert out.mask.sum(axis=1).tolist() == [rep.num_frames(n) for n in lengths.tolist()] == [399 + 299, 79, 1, 299]
@@ -227,7 +219,7 @@ def test_padding_without_a_mask_would_change_a_group_norm_model(reps):
 def test_long_inputs_run_in_windows(tiny, kind):
     rep = W.Wav2Vec2(Wav2Vec2Params(model=str(tiny[kind])))  # 10 s windows
     clip = chirp(25.0)
-    out = rep.frames(*batch(clip, chirp(0.5)))
+    out = rep.frames(*padded_batch(clip, chirp(0.5)))
     windows = [clip[: 10 * SR], clip[10 * SR : 20 * SR], clip[20 * SR :]]
     per_window = [alone(rep, window) for window in windows]
     assert [len(frames) for frames in per_window] == [1999, 1999, 999]

@@ -10,6 +10,7 @@ import click
 from tfaudio.cli.common import friendly_errors
 from tfaudio.outputs import check_writable
 from tfaudio.quiet import import_tensorflow_quietly
+from tfaudio.runtime import PRECISIONS
 
 
 def _compare_options(command):
@@ -31,6 +32,8 @@ def _compare_options(command):
         click.option("--max-duration", type=float, help="Use at most this many seconds of each clip."),
         click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Embedding cache (default: $TFAUDIO_HOME/embeddings)."),
         click.option("--strict", is_flag=True, help="Stop at an unavailable model or unreadable file instead of leaving it out."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
+                     help="bfloat16 runs the learned networks about 1.7-2x faster on CPUs with AVX512-BF16 / AMX (see tfaudio models)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -38,7 +41,7 @@ def _compare_options(command):
 
 
 def _compare_config(models, classifiers, folds, split, params, pooling, seed, ae_epochs, latent, batch_size,
-                    max_duration, store, strict, group_column=None):
+                    max_duration, store, strict, precision, group_column=None):
     from tfaudio.comparison.classifiers import parse_params
     from tfaudio.comparison.run import CompareConfig
 
@@ -50,7 +53,7 @@ def _compare_config(models, classifiers, folds, split, params, pooling, seed, ae
         models=tuple(models), classifiers=tuple(classifiers) or ("rf", "mlp", "logreg"), split=split, folds=folds,
         seed=seed, params=tuple((k, tuple(v.items())) for k, v in overrides.items()), pooling=pooling,
         batch_size=batch_size, max_duration=max_duration, strict=strict, group_column=group_column,
-        store=str(store) if store else None, ae_epochs=ae_epochs, latent=latent,
+        store=str(store) if store else None, ae_epochs=ae_epochs, latent=latent, precision=precision,
     )
 
 

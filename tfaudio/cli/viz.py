@@ -9,6 +9,7 @@ import click
 from tfaudio.cli.common import friendly_errors
 from tfaudio.models.base import ModelUnavailable
 from tfaudio.outputs import check_writable
+from tfaudio.runtime import PRECISIONS
 
 _MODEL_HELP = "handcrafted, yamnet, vggish, wav2vec2, hub:<handle or folder>, hf:<id or folder>; repeat for several."
 # These two commands have always said which kind of failure a missing model is.
@@ -28,6 +29,8 @@ def _common(command):
                      help="Embedding cache (default: $TFAUDIO_HOME/embeddings)."),
         click.option("--thumbnail-seconds", default=10.0, show_default=True,
                      help="Seconds of each clip drawn as its log-mel thumbnail (and embedded as audio)."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
+                     help="bfloat16: the networks run about 1.7-2x faster on CPUs with AVX512-BF16 / AMX."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -50,8 +53,8 @@ def _common(command):
 @click.option("--audio-rate", default=16000, show_default=True, help="Sample rate of embedded audio (8000: about a third smaller).")
 @click.option("--title", help="Page title.")
 @friendly_errors(prefixes=_PREFIXES)
-def visualize(data, models, pooling, batch_size, max_duration, group_column, store, thumbnail_seconds, method, out,
-              perplexity, iterations, neighbors, seed, scaling, knn, link_audio, audio_rate, title):
+def visualize(data, models, pooling, batch_size, max_duration, group_column, store, thumbnail_seconds, precision,
+              method, out, perplexity, iterations, neighbors, seed, scaling, knn, link_audio, audio_rate, title):
     """Write an interactive page of 2-D projections (PCA, t-SNE or UMAP), one panel per model:
     points coloured and shaped by label, hover for file, label and fold, click to hear a clip
     and see its log-mel thumbnail; each panel gives the silhouette and k-NN accuracy under
@@ -69,7 +72,7 @@ def visualize(data, models, pooling, batch_size, max_duration, group_column, sto
         separability=SeparabilityConfig(neighbors=knn, seed=seed),
         media=MediaConfig(max_seconds=thumbnail_seconds, audio_rate=audio_rate, link_audio=link_audio),
         pooling=pooling, store=store, batch_size=batch_size, max_duration=max_duration,
-        group_column=group_column, title=title,
+        group_column=group_column, title=title, precision=precision,
     )
     for problem in result.skipped:
         click.echo(f"  skipped {problem.shown}: {problem.reason}", err=True)
@@ -82,7 +85,8 @@ def visualize(data, models, pooling, batch_size, max_duration, group_column, sto
 @click.option("--logdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the projector files (e.g. runs/esc10).")
 @friendly_errors(prefixes=_PREFIXES)
-def projector(data, models, pooling, batch_size, max_duration, group_column, store, thumbnail_seconds, logdir):
+def projector(data, models, pooling, batch_size, max_duration, group_column, store, thumbnail_seconds, precision,
+              logdir):
     """Export embeddings for TensorBoard's embedding projector: one tensor per model,
     metadata.tsv (label, file, fold), a sprite of log-mel thumbnails and the projector
     config. Prints the tensorboard command that opens it."""
@@ -91,7 +95,7 @@ def projector(data, models, pooling, batch_size, max_duration, group_column, sto
     check_writable(logdir)  # before any clip is embedded
     result = export_projector(
         data, models, logdir, media=MediaConfig(max_seconds=thumbnail_seconds), pooling=pooling, store=store,
-        batch_size=batch_size, max_duration=max_duration, group_column=group_column,
+        batch_size=batch_size, max_duration=max_duration, group_column=group_column, precision=precision,
     )
     for problem in result.skipped:
         click.echo(f"  skipped {problem.shown}: {problem.reason}", err=True)

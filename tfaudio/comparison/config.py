@@ -29,7 +29,8 @@ class CompareConfig:
     of `tfaudio.data.splits.CROSS_VALIDATION`; folds: k for the generated splits. params: per-classifier
     hyperparameter overrides, ((classifier, ((name, value), ...)), ...). pooling: clip pooling
     for every model (None: each model's default). strict: an unavailable model or unreadable
-    file stops the run. ae_epochs / latent: epochs and bottleneck size of a representation
+    file stops the run. precision: "float32" or "bfloat16" for the learned
+    representations' networks (tfaudio.runtime; the hand-crafted baseline stays float32). ae_epochs / latent: epochs and bottleneck size of a representation
     fitted on each split's training clips (the autoencoder), passed on as `fit_settings`.
     """
 
@@ -47,6 +48,7 @@ class CompareConfig:
     store: str | None = None
     ae_epochs: int = 10
     latent: int = 64
+    precision: str = "float32"
 
     def __post_init__(self):
         unknown = [c for c in self.classifiers if c not in CLASSIFIERS]

@@ -103,7 +103,9 @@ def metrics_dict(result: ComparisonResult) -> dict:
         "notes": result.notes,
         "reproducibility": {"command": result.command, "seed": config.seed, "folds": config.folds,
                             "split": config.split, "classifiers": list(config.classifiers),
-                            "models": list(config.model_list), "versions": versions()},
+                            "models": list(config.model_list), "versions": versions(),
+                            # float32 runs keep the metrics.json they always had
+                            **({"precision": config.precision} if config.precision != "float32" else {})},
     })
 
 
@@ -289,9 +291,19 @@ def _left_out_md(result: ComparisonResult) -> list[str]:
     if result.skipped or result.dataset_ignored:
         parts += ["## Skipped files and classes", ""]
         parts += [f"- `{p.shown}`: {p.reason}" for p in [*result.skipped, *result.dataset_ignored]] + [""]
+    worth = _worth_a_look(result)
+    if worth:
+        parts += ["## Worth a look", ""] + [f"- `{path}`: {reason}" for path, reason in worth] + [""]
     if result.notes:
         parts += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
     return parts
+
+
+def _worth_a_look(result: ComparisonResult) -> list[tuple[str, str]]:
+    """Clips kept but worth a look (repeated manifest rows, one file under two labels, identical
+    audio at two paths, clips shorter than one analysis window), from the dataset summary."""
+    return [(printable_path(row["path"]), row["reason"]) for key in ("warnings", "duplicates", "short")
+            for row in result.summary.get(key, [])]
 
 
 # --------------------------------------------------------------------------- HTML
@@ -337,6 +349,9 @@ def page(result: ComparisonResult) -> str:
     if problems:
         left_out += "<h2>Skipped files and classes</h2>" + _html_table(["file or class", "reason"],
                                                                       [[p.shown, p.reason] for p in problems])
+    worth = _worth_a_look(result)
+    if worth:
+        left_out += "<h2>Worth a look</h2>" + _html_table(["file", "why"], [list(row) for row in worth])
     if result.notes:
         left_out += "<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in result.notes) + "</ul>"
     note = f'<p class="note"><strong>Note:</strong> {html.escape(result.fallback)}</p>' if result.fallback else ""

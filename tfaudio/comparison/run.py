@@ -132,6 +132,7 @@ def _embed_every_model(dataset: Dataset, store: EmbeddingStore, outcome: _Outcom
     Returns (representations, EmbeddingTables, learned representations to fit per split), each
     by name; unavailable models go to `outcome`, and so do the clips a table could not read.
     """
+    from tfaudio.models.precision import with_precision
     from tfaudio.models.registry import get
     from tfaudio.pipeline.local import EmbedConfig, embed_dataset
 
@@ -143,7 +144,7 @@ def _embed_every_model(dataset: Dataset, store: EmbeddingStore, outcome: _Outcom
     learners: dict[str, LearnedRepresentation] = {}
     for name in config.model_list:
         try:
-            representation = get(name)
+            representation = with_precision(get(name), config.precision)
         except ModelUnavailable as err:
             outcome.left_out(name, err)
             continue

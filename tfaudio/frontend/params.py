@@ -16,8 +16,9 @@ _WINDOWS = {"hann": 0.5, "hamming": 0.54}  # a in w[n] = a - (1 - a) cos(2 pi n 
 
 class SecondsFraming:
     """Sample counts derived from settings given in seconds, as YAMNet's and VGGish's releases
-    give them. For frozen dataclasses with fields sample_rate, stft_window_seconds and
-    stft_hop_seconds (the numbers in the docstrings are those models' values)."""
+    give them. For frozen dataclasses with fields sample_rate, stft_window_seconds,
+    stft_hop_seconds, mel_min_hz and mel_max_hz (the numbers in the docstrings are those
+    models' values)."""
 
     @property
     def stft_window_samples(self) -> int:
@@ -38,6 +39,26 @@ class SecondsFraming:
     def num_spectrogram_bins(self) -> int:
         """257: rfft bins of one frame."""
         return self.fft_length // 2 + 1
+
+    def frames_in(self, seconds: float) -> int:
+        """STFT frames in `seconds` (96 in 0.96 s): how a window or hop given in seconds is counted."""
+        return round(seconds / self.stft_hop_seconds)
+
+    def samples_for_frames(self, frames: int) -> int:
+        """The shortest waveform giving `frames` STFT frames, ``(frames - 1) * hop + window``.
+
+        Counting in samples gives the releases' ``window + stft_window - stft_hop`` seconds
+        without float truncation.
+        """
+        return (frames - 1) * self.stft_hop_samples + self.stft_window_samples
+
+    def check_mel_range(self) -> None:
+        """Raises ValueError unless 0 <= mel_min_hz < mel_max_hz <= sample_rate / 2."""
+        if not 0 <= self.mel_min_hz < self.mel_max_hz <= self.sample_rate / 2:
+            raise ValueError(
+                f"need 0 <= mel_min_hz < mel_max_hz <= sample_rate / 2, got {self.mel_min_hz}, "
+                f"{self.mel_max_hz}, {self.sample_rate}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +169,15 @@ class MelParams:
     def upper_edge(self) -> float:
         """fmax in Hz with ``None`` resolved to the Nyquist frequency."""
         return self.stft.sample_rate / 2 if self.fmax is None else self.fmax
+
+
+def centred_power_mel(sample_rate: int, window_length: int, hop_length: int, **mel) -> MelParams:
+    """MelParams over centred frames of power (librosa's ``melspectrogram`` conventions);
+    `mel`: the other MelParams fields (num_mel_bins, fmin, fmax, top_db, ...)."""
+    stft = STFTParams(
+        sample_rate=sample_rate, window_length=window_length, hop_length=hop_length, center=True, power=2.0
+    )
+    return MelParams(stft=stft, **mel)
 
 
 @dataclasses.dataclass(frozen=True)

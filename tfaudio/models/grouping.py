@@ -29,3 +29,36 @@ def in_groups(fn: Callable, inputs: tf.Tensor, max_group: int):
         return tf.reshape(t, tf.concat([[steps * size], tf.shape(t)[2:]], axis=0))[:n]
 
     return tf.nest.map_structure(ungroup, results)
+
+
+def waveform_graph(forward: Callable) -> Callable:
+    """`forward(waveforms, lengths)` as a tf.function traced once for any batch size and length:
+    waveforms float32 [batch, samples], lengths int32 [batch]."""
+    return tf.function(
+        forward,
+        input_signature=(
+            tf.TensorSpec([None, None], tf.float32, name="waveforms"),
+            tf.TensorSpec([None], tf.int32, name="lengths"),
+        ),
+    )
+
+
+def leading_mask(items: tf.Tensor, counts: tf.Tensor) -> tf.Tensor:
+    """bool [batch, n]: True for the first `counts[b]` of clip b's n items ([batch, n, ...])."""
+    return tf.range(tf.shape(items)[1])[tf.newaxis, :] < counts[:, tf.newaxis]
+
+
+def over_masked(fn: Callable, items: tf.Tensor, mask: tf.Tensor, max_group: int, widths):
+    """fn over the items [batch, n, ...] where `mask` (bool [batch, n]) is True, `max_group` at a
+    time (:func:`in_groups`); each result [valid, width] back at its place in [batch, n, width],
+    zeros elsewhere. `widths`: an int, or a tuple of ints when fn returns a tuple.
+
+    Only the clips' own items go through the network, so a short clip in a batch of long ones
+    costs its own items, and padding never reaches the network.
+    """
+    where = tf.where(mask)  # int64 [valid, 2]
+    results = in_groups(fn, tf.gather_nd(items, where), max_group)
+    grid = tf.shape(mask, out_type=tf.int64)
+    return tf.nest.map_structure(
+        lambda result, width: tf.scatter_nd(where, result, tf.concat([grid, [width]], axis=0)), results, widths
+    )

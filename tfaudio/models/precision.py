@@ -30,6 +30,16 @@ if TYPE_CHECKING:
 FLOAT32_ONLY = ("handcrafted",)
 
 
+#: What a precision wrapper takes over from the representation it wraps.
+_DESCRIPTION = ("name", "sample_rate", "frame_hop_seconds", "dim", "default_pooling")
+
+
+def _describe_as(wrapper: Representation, inner: Representation) -> None:
+    """Give `wrapper` the name, rate, hop, dim and pooling of `inner`."""
+    for attribute in _DESCRIPTION:
+        setattr(wrapper, attribute, getattr(inner, attribute))
+
+
 class Bfloat16(Representation):
     """`inner` with every network call in bfloat16 (oneDNN auto mixed precision, this thread only).
 
@@ -40,11 +50,7 @@ class Bfloat16(Representation):
 
     def __init__(self, inner: Representation):
         self.inner = inner
-        self.name = inner.name
-        self.sample_rate = inner.sample_rate
-        self.frame_hop_seconds = inner.frame_hop_seconds
-        self.dim = inner.dim
-        self.default_pooling = inner.default_pooling
+        _describe_as(self, inner)
         if hasattr(inner, "source"):
             self.source = inner.source
 
@@ -65,11 +71,7 @@ class LearnedBfloat16(LearnedRepresentation):
 
     def __init__(self, inner: LearnedRepresentation):
         self.inner = inner
-        self.name = inner.name
-        self.sample_rate = inner.sample_rate
-        self.frame_hop_seconds = inner.frame_hop_seconds
-        self.dim = inner.dim
-        self.default_pooling = inner.default_pooling
+        _describe_as(self, inner)
         self.how_to_fit = inner.how_to_fit
 
     def configure(self, settings: Mapping[str, object]) -> LearnedBfloat16:

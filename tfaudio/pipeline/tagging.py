@@ -15,6 +15,7 @@ import numpy as np
 
 from tfaudio.data.windows import iter_clip_windows, kept_frames
 from tfaudio.pipeline.units import WINDOW_SECONDS, plan_clip
+from tfaudio.runtime import precision_scope
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,13 @@ class FileScores:
     blocks: Iterator[np.ndarray]
 
 
-def score_file(path: str | os.PathLike, yamnet, window_seconds: float = WINDOW_SECONDS) -> FileScores:
+def score_file(path: str | os.PathLike, yamnet, window_seconds: float = WINDOW_SECONDS,
+               precision: str = "float32") -> FileScores:
     """YAMNet's scores of every patch of `path` (raises `AudioError` before any block if the file
     has no usable header; decoding errors surface while iterating).
 
-    yamnet: a loaded `YamnetRepresentation` (`registry.get("yamnet").loaded()`).
+    yamnet: a loaded `YamnetRepresentation` (`registry.get("yamnet").loaded()`); precision: the
+    network's (`tfaudio.runtime.precision_scope`).
     """
     windows = plan_clip(str(path), yamnet, window_seconds=window_seconds)
     last = windows[-1]
@@ -39,7 +42,8 @@ def score_file(path: str | os.PathLike, yamnet, window_seconds: float = WINDOW_S
 
     def blocks() -> Iterator[np.ndarray]:
         for window, samples in iter_clip_windows(windows):
-            out = yamnet.model.embed(samples[np.newaxis], np.array([len(samples)], np.int32))
+            with precision_scope(precision):
+                out = yamnet.model.embed(samples[np.newaxis], np.array([len(samples)], np.int32))
             yield kept_frames(window, out.scores[0][out.patch_mask[0]])
 
     return FileScores(str(path), seconds, blocks())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tfaudio.data.splits import VALIDATION_SPLITS
 from tfaudio.errors import TfaudioError
-from tfaudio.frontend.params import MelParams, STFTParams
+from tfaudio.frontend.params import MelParams, centred_power_mel
 
 BACKBONES = ("mobilenet_v2", "yamnet", "small_cnn")
 AUGMENTATIONS = ("gain", "shift", "specaugment", "noise")
@@ -52,14 +52,10 @@ class FrontendConfig:
 
     def mel_params(self) -> MelParams:
         """Power log-mel in dB (librosa.power_to_db of melspectrogram), clipped at top_db."""
-        stft = STFTParams(
-            sample_rate=self.sample_rate,
-            window_length=self.window_length,
-            hop_length=self.hop_length,
-            center=True,
-            power=2.0,
+        return centred_power_mel(
+            self.sample_rate, self.window_length, self.hop_length,
+            num_mel_bins=self.num_mel_bins, fmin=self.fmin, fmax=self.fmax, top_db=self.top_db,
         )
-        return MelParams(stft=stft, num_mel_bins=self.num_mel_bins, fmin=self.fmin, fmax=self.fmax, top_db=self.top_db)
 
 
 #: The front end each backbone uses unless told otherwise: 128 bands for the ImageNet network

@@ -206,13 +206,14 @@ def visualize(
     batch_size: int = 32,
     max_duration: float | None = None,
     group_column: str | None = None,
+    precision: str = "float32",
     title: str | None = None,
     progress: bool = True,
 ) -> Visualization:
     """Embed `data` with each model and write an interactive page to `out` (see the module doc).
 
     method: shortcut for projection.method ("pca", "tsne", "umap"). pooling: clip pooling
-    (default: each model's own). store: an EmbeddingStore or its folder (default:
+    (default: each model's own). precision: "float32" or "bfloat16" for the networks. store: an EmbeddingStore or its folder (default:
     $TFAUDIO_HOME/embeddings). Adjustments (a clamped perplexity, a missing figure) are issued
     as VizWarning and listed on the page. Raises VizError for input that cannot be drawn.
     """
@@ -221,7 +222,7 @@ def visualize(
     dataset = as_dataset(data, group_column=group_column)
     tables = embed_tables(
         dataset, list(models), pooling=pooling, store=store, batch_size=batch_size,
-        max_duration=max_duration, progress=progress,
+        max_duration=max_duration, precision=precision, progress=progress,
     )
     return visualize_tables(
         tables, out, projection=projection, separability=separability, media=media, title=title, progress=progress
@@ -247,6 +248,7 @@ def export_projector(
     batch_size: int = 32,
     max_duration: float | None = None,
     group_column: str | None = None,
+    precision: str = "float32",
     progress: bool = True,
 ) -> ProjectorExport:
     """Embed `data` with each model and write a TensorBoard embedding projector folder: one
@@ -255,6 +257,6 @@ def export_projector(
     dataset = as_dataset(data, group_column=group_column)
     tables = embed_tables(
         dataset, list(models), pooling=pooling, store=store, batch_size=batch_size,
-        max_duration=max_duration, progress=progress,
+        max_duration=max_duration, precision=precision, progress=progress,
     )
     return export_tables(tables, logdir, media=media, progress=progress)

@@ -150,6 +150,7 @@ def embed_tables(
     store=None,
     batch_size: int = 32,
     max_duration: float | None = None,
+    precision: str = "float32",
     progress: bool = True,
 ) -> list:
     """EmbeddingTables of `dataset`, one per model (a registry name or a Representation),
@@ -158,6 +159,7 @@ def embed_tables(
 
     from tqdm import tqdm
 
+    from tfaudio.models.precision import with_precision
     from tfaudio.models.registry import get
     from tfaudio.pipeline.local import EmbedConfig, embed_dataset
     from tfaudio.store import EmbeddingStore
@@ -169,7 +171,7 @@ def embed_tables(
     tables = []
     for model in models:
         try:
-            representation = get(model) if isinstance(model, str) else model
+            representation = with_precision(get(model) if isinstance(model, str) else model, precision)
         except ValueError as err:  # an unknown name: the registry lists the known ones
             raise VizError(str(err)) from None
         with tqdm(total=len(dataset), desc=representation.name, unit="clip", file=sys.stderr,

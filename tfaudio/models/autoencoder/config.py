@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfaudio.errors import TfaudioError
-from tfaudio.frontend.params import MelParams, STFTParams
+from tfaudio.frontend.params import MelParams, centred_power_mel
 
 CONFIG_FILE = "autoencoder.json"
 
@@ -111,14 +111,10 @@ class AutoencoderConfig:
 
     @property
     def mel(self) -> MelParams:
-        stft = STFTParams(
-            sample_rate=self.sample_rate,
-            window_length=self.window_length,
-            hop_length=self.hop_length,
-            center=True,
-            power=2.0,
+        return centred_power_mel(
+            self.sample_rate, self.window_length, self.hop_length,
+            num_mel_bins=self.num_mel_bins, fmin=self.fmin, fmax=self.fmax,
         )
-        return MelParams(stft=stft, num_mel_bins=self.num_mel_bins, fmin=self.fmin, fmax=self.fmax)
 
     @property
     def patch_seconds(self) -> float:

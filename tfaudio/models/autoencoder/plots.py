@@ -142,6 +142,16 @@ def reconstruction_png(items: list[Example], path: Path, hop_seconds: float) -> 
     return path
 
 
+def _save_error_plot(plt, fig, ax, title: str, path: Path) -> Path:
+    """Label the masked-MSE axis, title and legend of `ax`, write `fig` to `path` and close it."""
+    ax.set_ylabel("masked MSE (standardized log-mel)")
+    ax.set_title(title)
+    ax.legend()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def class_error_png(errors: dict[str, dict[str, float]], path: Path) -> Path:
     plt = _pyplot()
     names = list(errors)
@@ -150,12 +160,7 @@ def class_error_png(errors: dict[str, dict[str, float]], path: Path) -> Path:
     for offset, side, color in ((-0.2, "train", "#4c72b0"), (0.2, "val", "#dd8452")):
         ax.bar(x + offset, [errors[n][side] for n in names], 0.4, label=f"{side} clips", color=color)
     ax.set_xticks(x, names, rotation=30, ha="right")
-    ax.set_ylabel("masked MSE (standardized log-mel)")
-    ax.set_title("Reconstruction error per class")
-    ax.legend()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_error_plot(plt, fig, ax, "Reconstruction error per class", path)
 
 
 def loss_png(history: dict[str, list[float]], best_epoch: int, path: Path) -> Path:
@@ -166,12 +171,7 @@ def loss_png(history: dict[str, list[float]], best_epoch: int, path: Path) -> Pa
     ax.plot(epochs, history["val_masked_mse"], "o-", label="validation clips")
     ax.axvline(best_epoch, color="gray", linestyle=":", label=f"kept: epoch {best_epoch}")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("masked MSE (standardized log-mel)")
-    ax.set_title("Autoencoder loss")
-    ax.legend()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_error_plot(plt, fig, ax, "Autoencoder loss", path)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -32,11 +32,7 @@ class VggishParams(SecondsFraming):
     quantize_max: float = 2.0
 
     def __post_init__(self):
-        if not 0 <= self.mel_min_hz < self.mel_max_hz <= self.sample_rate / 2:
-            raise ValueError(
-                f"need 0 <= mel_min_hz < mel_max_hz <= sample_rate / 2, got {self.mel_min_hz}, "
-                f"{self.mel_max_hz}, {self.sample_rate}"
-            )
+        self.check_mel_range()
         if (self.example_frames, self.mel_bands) != (96, 64):
             raise ValueError(
                 f"VGGish takes examples of 96 frames x 64 bands, these params give {self.example_frames} x "
@@ -50,17 +46,17 @@ class VggishParams(SecondsFraming):
     @property
     def example_frames(self) -> int:
         """96: STFT frames per example."""
-        return round(self.example_window_seconds / self.stft_hop_seconds)
+        return self.frames_in(self.example_window_seconds)
 
     @property
     def example_hop_frames(self) -> int:
         """96: STFT frames between example starts."""
-        return round(self.example_hop_seconds / self.stft_hop_seconds)
+        return self.frames_in(self.example_hop_seconds)
 
     @property
     def example_samples(self) -> int:
         """15600 (0.975 s): the shortest waveform giving one example, ``(96 - 1) * 160 + 400``."""
-        return (self.example_frames - 1) * self.stft_hop_samples + self.stft_window_samples
+        return self.samples_for_frames(self.example_frames)
 
     @property
     def example_hop_samples(self) -> int:

@@ -42,7 +42,7 @@ import tensorflow as tf
 
 from tfaudio.assets import VGGISH_CKPT, VGGISH_PCA, WeightsError, files_sha256
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
-from tfaudio.models.grouping import in_groups
+from tfaudio.models.grouping import leading_mask, over_masked, waveform_graph
 from tfaudio.models.vggish.config import EMBEDDING_SIZE, VggishParams
 
 PCA_EIGEN_VECTORS_KEY = "pca_eigen_vectors"
@@ -328,28 +328,18 @@ class Vggish(Representation):
         if postprocess:
             self._pca = load_pca_params(pca_params_path)
             self._pca_digest = files_sha256([Path(pca_params_path)])
-        self.embed_graph = tf.function(
-            self._forward,
-            input_signature=(
-                tf.TensorSpec([None, None], tf.float32, name="waveforms"),
-                tf.TensorSpec([None], tf.int32, name="lengths"),
-            ),
-        )
+        self.embed_graph = waveform_graph(self._forward)
 
     def _forward(self, waveforms, lengths):
         """(float32 [batch, samples], int32 [batch]) -> VggishOutput of tensors."""
         params = self.params
         log_mel = log_mel_spectrogram(pad_waveforms(waveforms, lengths, params), params)
         examples = tf.signal.frame(log_mel, params.example_frames, params.example_hop_frames, axis=1)
-        example_mask = tf.range(tf.shape(examples)[1])[tf.newaxis, :] < num_examples(lengths, params)[:, tf.newaxis]
-        # Only the clips' own examples go through the network, so a short clip in a batch of
-        # long ones costs its own examples, and padding never reaches the network.
-        where = tf.where(example_mask)  # int64 [valid, 2]
-        embeddings = in_groups(
-            lambda group: self.network(group, training=False), tf.gather_nd(examples, where), MAX_EXAMPLES_PER_CALL
+        example_mask = leading_mask(examples, num_examples(lengths, params))
+        embeddings = over_masked(
+            lambda group: self.network(group, training=False), examples, example_mask, MAX_EXAMPLES_PER_CALL,
+            EMBEDDING_SIZE,
         )
-        grid = tf.shape(example_mask, out_type=tf.int64)
-        embeddings = tf.scatter_nd(where, embeddings, tf.concat([grid, [EMBEDDING_SIZE]], axis=0))
         return VggishOutput(embeddings, log_mel, example_mask)
 
     def infer(self, waveforms, lengths=None) -> VggishOutput:

@@ -39,11 +39,7 @@ class YamnetParams(SecondsFraming):
     classifier_activation: str = "sigmoid"
 
     def __post_init__(self):
-        if not 0 <= self.mel_min_hz < self.mel_max_hz <= self.sample_rate / 2:
-            raise ValueError(
-                f"need 0 <= mel_min_hz < mel_max_hz <= sample_rate / 2, got {self.mel_min_hz}, "
-                f"{self.mel_max_hz}, {self.sample_rate}"
-            )
+        self.check_mel_range()
         if not 0 < self.patch_hop_frames <= self.patch_frames:
             raise ValueError(
                 f"patch_hop_seconds={self.patch_hop_seconds} must be positive and at most "
@@ -55,12 +51,12 @@ class YamnetParams(SecondsFraming):
     @property
     def patch_frames(self) -> int:
         """96: STFT frames per patch."""
-        return round(self.patch_window_seconds / self.stft_hop_seconds)
+        return self.frames_in(self.patch_window_seconds)
 
     @property
     def patch_hop_frames(self) -> int:
         """48: STFT frames between patch starts."""
-        return round(self.patch_hop_seconds / self.stft_hop_seconds)
+        return self.frames_in(self.patch_hop_seconds)
 
     @property
     def patch_bands(self) -> int:
@@ -69,12 +65,8 @@ class YamnetParams(SecondsFraming):
 
     @property
     def patch_samples(self) -> int:
-        """15600 (0.975 s): the shortest waveform giving one patch, ``(96 - 1) * 160 + 400``.
-
-        The reference computes it as ``patch_window + stft_window - stft_hop`` seconds; counting
-        in samples gives the same number without float truncation.
-        """
-        return (self.patch_frames - 1) * self.stft_hop_samples + self.stft_window_samples
+        """15600 (0.975 s): the shortest waveform giving one patch, ``(96 - 1) * 160 + 400``."""
+        return self.samples_for_frames(self.patch_frames)
 
     @property
     def patch_hop_samples(self) -> int:

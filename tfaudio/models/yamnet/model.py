@@ -40,10 +40,11 @@ import tensorflow as tf
 
 from tfaudio.assets import YAMNET_CLASS_MAP, YAMNET_H5, WeightsError, sha256_of
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
-from tfaudio.models.grouping import in_groups
+from tfaudio.models.grouping import leading_mask, over_masked, waveform_graph
 from tfaudio.models.yamnet.config import EMBEDDING_SIZE, YamnetParams, yamnet_identity
 
 # (kind, stride, filters) per block; every kernel is 3x3 (pointwise convolutions are 1x1).
+# MobileNet v1's body, as its paper's table gives it ("5x" the stride-1 512-filter block).
 _BLOCKS = (
     ("conv", 2, 32),
     ("separable", 1, 64),
@@ -52,11 +53,7 @@ _BLOCKS = (
     ("separable", 2, 256),
     ("separable", 1, 256),
     ("separable", 2, 512),
-    ("separable", 1, 512),
-    ("separable", 1, 512),
-    ("separable", 1, 512),
-    ("separable", 1, 512),
-    ("separable", 1, 512),
+    *5 * [("separable", 1, 512)],
     ("separable", 2, EMBEDDING_SIZE),
     ("separable", 1, EMBEDDING_SIZE),
 )
@@ -364,29 +361,18 @@ class Yamnet:
         self.network = build_network(params)
         if weights_path is not None:
             load_weights(self.network, weights_path)
-        self.embed_graph = tf.function(
-            self._forward,
-            input_signature=(
-                tf.TensorSpec([None, None], tf.float32, name="waveforms"),
-                tf.TensorSpec([None], tf.int32, name="lengths"),
-            ),
-        )
+        self.embed_graph = waveform_graph(self._forward)
 
     def _forward(self, waveforms, lengths):
         """(float32 [batch, samples], int32 [batch]) -> YamnetOutput of tensors."""
         params = self.params
         log_mel = log_mel_spectrogram(pad_waveforms(waveforms, lengths, params), params)
         patches = log_mel_patches(log_mel, params)
-        patch_mask = tf.range(tf.shape(patches)[1])[tf.newaxis, :] < num_patches(lengths, params)[:, tf.newaxis]
-        # Only the clips' own patches go through the network: a short clip in a batch of long
-        # ones costs its own patches, not the batch's.
-        where = tf.where(patch_mask)  # int64 [valid, 2]
-        scores, embeddings = in_groups(
-            lambda group: infer_patches(self.network, group), tf.gather_nd(patches, where), MAX_PATCHES_PER_CALL
+        patch_mask = leading_mask(patches, num_patches(lengths, params))
+        scores, embeddings = over_masked(
+            lambda group: infer_patches(self.network, group), patches, patch_mask, MAX_PATCHES_PER_CALL,
+            (params.num_classes, EMBEDDING_SIZE),
         )
-        grid = tf.shape(patch_mask, out_type=tf.int64)
-        scores = tf.scatter_nd(where, scores, tf.concat([grid, [params.num_classes]], axis=0))
-        embeddings = tf.scatter_nd(where, embeddings, tf.concat([grid, [EMBEDDING_SIZE]], axis=0))
         return YamnetOutput(scores, embeddings, log_mel, patch_mask)
 
     def embed(self, waveforms, lengths=None) -> YamnetOutput:
