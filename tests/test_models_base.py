@@ -16,7 +16,8 @@ def test_in_groups_equals_one_call(rows):
     def fn(x):
         return tf.reduce_sum(x, axis=[1, 2]), x * 2.0
 
-    sums, doubled = tf.function(lambda v: in_groups(fn, v, max_group=4))(values)
+    signature = (tf.TensorSpec([None], tf.float32), tf.TensorSpec([None, 2, 3], tf.float32))
+    sums, doubled = tf.function(lambda v: in_groups(fn, v, max_group=4, signature=signature))(values)
     np.testing.assert_array_equal(sums, tf.reduce_sum(values, axis=[1, 2]))
     np.testing.assert_array_equal(doubled, values * 2.0)
     assert sums.shape == (rows,) and doubled.shape == (rows, 2, 3)

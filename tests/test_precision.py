@@ -153,6 +153,32 @@ def test_gpu_advice_and_warning_name_the_gpu():
     hardware = Hardware("test CPU", False, True, gpus=("/physical_device:GPU:0",))
     assert "GPU found (/physical_device:GPU:0)" in precision_advice(hardware)
     assert "no speed-up" in precision_warning("bfloat16", hardware)
+    # Keras mixed precision trains in bfloat16 on the GPU itself: nothing to warn about there,
+    # but a CPU that would emulate bfloat16 still gets its warning.
+    assert precision_warning("bfloat16", hardware, training=True) is None
+    assert "emulates" in precision_warning("bfloat16", Hardware("old CPU", False, False), training=True)
+
+
+def test_bfloat16_inference_is_refused_when_onednn_is_off(monkeypatch, synth_data, tmp_path):
+    """TF_ENABLE_ONEDNN_OPTS=0 switches off the rewrite: vectors would be float32 but cached as
+    bfloat16, so the run stops before any work, in one line."""
+    from click.testing import CliRunner
+
+    from tfaudio.cli.main import main
+    from tfaudio.runtime import PrecisionError, precision_scope
+
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    with pytest.raises(PrecisionError, match="TF_ENABLE_ONEDNN_OPTS=0"):
+        with_precision(Doubler(), "bfloat16")
+    with pytest.raises(PrecisionError):
+        with precision_scope("bfloat16"):
+            pass
+    assert with_precision(Doubler(), "float32").identity() == Doubler().identity()  # float32 needs no oneDNN
+    result = CliRunner().invoke(main, ["embed", str(synth_data), "--model", "handcrafted", "--out", str(tmp_path / "out"),
+                                       "--store", str(tmp_path / "store"), "--precision", "bfloat16"])
+    assert result.exit_code == 1, result.output
+    assert "Error: --precision bfloat16 needs oneDNN" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.parquet"))
 
 
 def test_missing_bfloat16_instructions_warn_once_asked(monkeypatch):

@@ -29,12 +29,13 @@ How bfloat16 runs, and why this way (measured on the 2-core AVX512-BF16 machines
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfaudio.errors import TfaudioWarning
+from tfaudio.errors import TfaudioError, TfaudioWarning
 
 #: The precisions a network can run at; float32 is the default everywhere.
 PRECISIONS = ("float32", "bfloat16")
@@ -48,6 +49,10 @@ _MEASURED_AVX512_BF16 = "YAMNet about 1.7x, Wav2Vec2 about 1.6x"
 
 class PrecisionWarning(TfaudioWarning):
     """bfloat16 was asked for where it will not be faster (no bfloat16 instructions)."""
+
+
+class PrecisionError(TfaudioError, ValueError):
+    """bfloat16 inference was asked for where the rewrite that provides it is switched off."""
 
 
 def check_precision(precision: str) -> str:
@@ -129,11 +134,18 @@ def precision_advice(hardware: Hardware | None = None) -> str:
     return line
 
 
-def precision_warning(precision: str, hardware: Hardware | None = None) -> str | None:
-    """A warning when `precision` will not pay off on this machine, else None."""
+def precision_warning(precision: str, hardware: Hardware | None = None, *, training: bool = False) -> str | None:
+    """A warning when `precision` will not pay off on this machine, else None.
+
+    training: Keras mixed precision (:func:`keras_policy`), which runs in bfloat16 on a GPU
+    too, so with a GPU there is nothing to warn about; inference's oneDNN rewrite acts on the
+    CPU's kernels only, so there a GPU is worth a warning.
+    """
     if check_precision(precision) == "float32":
         return None
     hardware = hardware or detect_hardware()
+    if hardware.gpus and training:
+        return None
     if hardware.gpus:
         return ("--precision bfloat16 rewrites the CPU's (oneDNN) kernels only; the networks run on the GPU "
                 f"({', '.join(hardware.gpus)}), so expect no speed-up, only vectors cached apart from float32 ones")
@@ -141,6 +153,18 @@ def precision_warning(precision: str, hardware: Hardware | None = None) -> str |
         return (f"this CPU ({hardware.cpu or 'unknown'}) has no bfloat16 instructions (AMX or AVX512-BF16): "
                 "oneDNN emulates bfloat16, so --precision bfloat16 will run slower than float32")
     return None
+
+
+def check_rewrite_available(precision: str) -> None:
+    """PrecisionError when bfloat16 inference cannot happen here as asked.
+
+    Inference in bfloat16 is oneDNN's graph rewrite, and ``TF_ENABLE_ONEDNN_OPTS=0`` switches
+    oneDNN off: the networks would quietly run in float32 while their vectors were cached under
+    a bfloat16 identity. (Training uses Keras mixed precision, which needs no oneDNN.)
+    """
+    if check_precision(precision) == "bfloat16" and os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip() == "0":
+        raise PrecisionError("--precision bfloat16 needs oneDNN, which TF_ENABLE_ONEDNN_OPTS=0 switches off: "
+                             "unset it, or keep --precision float32")
 
 
 @contextlib.contextmanager
@@ -153,7 +177,7 @@ def precision_scope(precision: str = "float32") -> Iterator[None]:
     bfloat16 block turns it off again for its own block, and elsewhere changes nothing at all.
     The previous setting comes back on exit.
     """
-    check_precision(precision)
+    check_rewrite_available(precision)
     if precision == "float32" and "tensorflow" not in sys.modules:
         yield  # no graph has run, so none runs in bfloat16
         return

@@ -1,5 +1,5 @@
 """`python -m tfaudio.cli` runs the `tfaudio` command."""
 
-from tfaudio.cli.main import main
+from tfaudio.cli.main import run
 
-main()
+run()

@@ -68,3 +68,27 @@ def progress(total: int, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="clip", file=sys.stderr, disable=total < 2, dynamic_ncols=True)
+
+
+def echo_precision_warning(precision: str, *, training: bool = False) -> None:
+    """Before the work starts: one `warning: ...` line when `precision` will not pay off here
+    (`tfaudio.runtime.precision_warning`); a one-line error when bfloat16 inference cannot run
+    (oneDNN switched off). training: Keras mixed precision, not inference's graph rewrite."""
+    if precision == "float32":
+        return
+    from tfaudio.runtime import precision_warning
+
+    if not training:
+        check_precision_runs(precision)
+    note = precision_warning(precision, training=training)
+    if note:
+        click.echo(f"warning: {note}", err=True)
+
+
+def check_precision_runs(precision: str) -> None:
+    """Before any work: the one-line error (`tfaudio.runtime.check_rewrite_available`) when
+    bfloat16 inference cannot run here, rather than a failure once clips are decoded."""
+    if precision != "float32":
+        from tfaudio.runtime import check_rewrite_available
+
+        check_rewrite_available(precision)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import friendly_errors
+from tfaudio.cli.common import check_precision_runs, friendly_errors
 from tfaudio.outputs import check_writable
 from tfaudio.quiet import import_tensorflow_quietly
 from tfaudio.runtime import PRECISIONS
@@ -45,6 +45,7 @@ def _compare_config(models, classifiers, folds, split, params, pooling, seed, ae
     from tfaudio.comparison.classifiers import parse_params
     from tfaudio.comparison.run import CompareConfig
 
+    check_precision_runs(precision)
     try:
         overrides = parse_params(params)
     except ValueError as err:

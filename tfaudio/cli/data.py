@@ -1,5 +1,5 @@
-"""`tfaudio info`, `tfaudio features` and `tfaudio datasets`: look at a dataset, compute the
-hand-crafted baseline, make or fetch datasets."""
+"""`tfaudio info`, `tfaudio features` and `tfaudio datasets`: look at a dataset or this machine,
+compute the hand-crafted baseline, make or fetch datasets."""
 
 from __future__ import annotations
 
@@ -12,15 +12,31 @@ from tfaudio.cli.common import friendly_errors, progress
 from tfaudio.outputs import check_writable
 from tfaudio.quiet import import_tensorflow_quietly
 
+#: Environment settings for the thread pools of the numeric libraries: OpenMP, OpenBLAS and MKL
+#: (numpy, scipy, scikit-learn) and TensorFlow's own. tfaudio's scikit-learn fits run with one
+#: BLAS thread whatever they say (tfaudio.comparison.classifiers); everything else follows them.
+THREAD_SETTINGS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                   "TF_NUM_INTEROP_THREADS")
+
 
 @click.command()
-@click.argument("data", type=click.Path(path_type=Path))
+@click.argument("data", required=False, type=click.Path(path_type=Path))
 @click.option("--group-column", help="Manifest column that groups clips (default: 'group' when present).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--system", is_flag=True, help="Describe this machine instead (no DATA): CPU and its bfloat16 units, GPUs, "
+                                             "thread settings, versions, TFAUDIO_HOME, the --precision advice.")
 @friendly_errors
-def info(data: Path, group_column: str | None, as_json: bool):
+def info(data: Path | None, group_column: str | None, as_json: bool, system: bool):
     """Summarize a dataset: clips per class, durations, sample rates, channels, folds and
-    the files that cannot be read."""
+    the files that cannot be read. With --system, this machine instead (what to quote in a
+    bug report or a benchmark), found without importing TensorFlow."""
+    if system:
+        if data is not None:
+            raise click.UsageError("--system describes this machine, not DATA: run it without DATA")
+        _system_info(as_json)
+        return
+    if data is None:
+        raise click.UsageError("Missing argument 'DATA' (a dataset), or --system to describe this machine")
     from tfaudio.data.audio import printable_path
     from tfaudio.data.dataset import load_dataset, summarize
 
@@ -59,6 +75,76 @@ def info(data: Path, group_column: str | None, as_json: bool):
             click.echo(f"\n{len(problems)} {title}:")
             for problem in problems:
                 click.echo(f"  {problem.shown}: {problem.reason}")
+
+
+def _version(*distributions: str) -> str | None:
+    """The installed version of the first of `distributions` present (read, not imported), else None."""
+    from importlib import metadata
+
+    for name in distributions:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _system_info(as_json: bool) -> None:
+    """Print `info --system`. TensorFlow is imported only where an NVIDIA device node exists
+    (only TensorFlow can name the GPUs; `tfaudio.runtime.detect_hardware`)."""
+    import os
+    import platform
+
+    from tfaudio import __version__
+    from tfaudio.assets import offline_switch, tfaudio_home
+    from tfaudio.runtime import detect_hardware, precision_advice
+
+    hardware = detect_hardware()
+    environment = {name: os.environ.get(name) for name in (*THREAD_SETTINGS, "TF_ENABLE_ONEDNN_OPTS", "TFAUDIO_MODELS")}
+    onednn = environment["TF_ENABLE_ONEDNN_OPTS"]
+    facts = {
+        "tfaudio": __version__,
+        "python": platform.python_version(),
+        "tensorflow": _version("tensorflow", "tensorflow-cpu"),
+        "keras": _version("keras"),
+        "cpu": hardware.cpu or None,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "machine_cores": os.cpu_count(),
+        "amx": hardware.amx,
+        "avx512_bf16": hardware.avx512_bf16,
+        "gpus": list(hardware.gpus),
+        # Unset: TensorFlow's default, on for x86 (None where it depends on the build). "0" also
+        # turns off --precision bfloat16, whose graph rewrite is oneDNN's.
+        "onednn": (onednn.strip().lower() not in ("0", "false") if onednn is not None
+                   else True if platform.machine().lower() in ("x86_64", "amd64") else None),
+        "environment": environment,
+        "home": str(tfaudio_home()),
+        "offline": offline_switch(),
+        "advice": precision_advice(hardware),
+    }
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    versions = ", ".join(f"{name} {facts[key] or 'not installed'}" for name, key in
+                         (("Python", "python"), ("TensorFlow", "tensorflow"), ("Keras", "keras")))
+    click.echo(f"tfaudio    {__version__}; {versions}")
+    click.echo(f"cpu        {facts['cpu'] or 'unknown'}; {facts['cores']} of {facts['machine_cores']} cores available")
+    click.echo(f"bfloat16   AMX {'yes' if hardware.amx else 'no'}, AVX512-BF16 {'yes' if hardware.avx512_bf16 else 'no'}")
+    click.echo(f"gpus       {', '.join(hardware.gpus) or 'none'}")
+    threads = [name for name in THREAD_SETTINGS if environment[name] is not None]
+    unset = [name for name in THREAD_SETTINGS if environment[name] is None]
+    click.echo("threads    " + "; ".join(
+        ([", ".join(f"{name}={environment[name]}" for name in threads)] if threads else [])
+        + ([f"not set: {', '.join(unset)}"] if unset else [])
+    ) + " (scikit-learn fits use one BLAS thread whatever these say)")
+    state = {True: "on", False: "off: --precision bfloat16 changes nothing (its rewrite is oneDNN's)",
+             None: "TensorFlow's default for this platform"}[facts["onednn"]]
+    click.echo(f"oneDNN     {state}" + (f" (TF_ENABLE_ONEDNN_OPTS={onednn})" if onednn is not None else ""))
+    models = environment["TFAUDIO_MODELS"]
+    click.echo(f"home       {facts['home']} (weights, datasets, embedding store)"
+               + (f"; TFAUDIO_MODELS={models}" if models else "")
+               + (f"; offline ({facts['offline']})" if facts["offline"] else ""))
+    click.echo(f"advice     {facts['advice']}")
 
 
 @click.command()

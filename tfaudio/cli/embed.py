@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import friendly_errors, progress
+from tfaudio.cli.common import check_precision_runs, echo_precision_warning, friendly_errors, progress
 from tfaudio.outputs import check_writable
 from tfaudio.quiet import import_tensorflow_quietly
 from tfaudio.runtime import PRECISIONS
@@ -92,6 +92,7 @@ def embed(ctx, data, model_names, out, pooling, frames, fmt, batch_size, batch_s
         raise click.UsageError("--precision bfloat16 runs on the local runner only for now")
     if runner != "local" and strict:
         raise click.UsageError("--strict applies to the local runner; Beam runners list unreadable files as dead letters")
+    check_precision_runs(precision)
     if "://" not in out:
         check_writable(Path(out))  # before any clip is read: a read-only --out fails now, not after the work
     config = EmbedConfig(pooling=FRAMES if frames else pooling, batch_size=batch_size, batch_seconds=batch_seconds,
@@ -174,6 +175,7 @@ def _embed_on_beam(data, name, out, config, fmt, runner, num_workers, pipeline_a
 def tag(files, top, weights_path, precision):
     """Tag audio files with YAMNet's 521 AudioSet classes: the top classes every 0.48 s and
     over the whole file (files of any length, read in windows)."""
+    echo_precision_warning(precision)
     import_tensorflow_quietly()
     import numpy as np
 
@@ -182,11 +184,7 @@ def tag(files, top, weights_path, precision):
     from tfaudio.models.registry import get
     from tfaudio.models.yamnet.model import load_class_map
     from tfaudio.pipeline.tagging import score_file
-    from tfaudio.runtime import precision_warning
 
-    note = precision_warning(precision)
-    if note:
-        click.echo(f"warning: {note}", err=True)
     model = get("yamnet", weights_path=weights_path).loaded()
     classes = load_class_map(weights.resolve(weights.YAMNET_CLASS_MAP))
     hop = model.frame_hop_seconds

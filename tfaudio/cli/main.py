@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import sys
+
 import click
 
 from tfaudio import __version__
@@ -31,5 +35,32 @@ for _command in (info, features, datasets, models, embed, tag, store, compare, d
     main.add_command(_command)
 
 
+def run() -> None:
+    """The `tfaudio` console script and `python -m tfaudio.cli`: `main`, then a quick exit.
+
+    Once TensorFlow is loaded, Python's own teardown (module clean-up, TensorFlow's destructors)
+    takes about 1 s after the last output is written (measured on the 2-core machines: 8 % of a
+    whole `tfaudio embed` of ESC-10). So after the command has finished, and every output has
+    been renamed into place, the exit handlers run (temporary folders, thread pools, logging)
+    and the streams are flushed; then the process leaves without the teardown. In-process
+    callers (tests, notebooks) call `main` and keep the ordinary exit.
+    """
+    try:
+        main()  # standalone mode: always ends in SystemExit
+    except SystemExit as done:
+        if "tensorflow" not in sys.modules:
+            raise
+        code = done.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # SystemExit("message"): Python prints it and exits 1
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()  # what the normal exit would run first (private, but stable since 3.0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    run()

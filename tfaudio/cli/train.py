@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import friendly_errors
+from tfaudio.cli.common import echo_precision_warning, friendly_errors
 from tfaudio.outputs import check_writable
+from tfaudio.runtime import PRECISIONS
 from tfaudio.training.config import AUGMENTATIONS, BACKBONES, SPLITS
 
 
@@ -38,9 +39,16 @@ from tfaudio.training.config import AUGMENTATIONS, BACKBONES, SPLITS
 @click.option("--logdir", type=click.Path(file_okay=False, path_type=Path), help="TensorBoard logs, curves, metrics (default: runs/NAME); "
               "LOGDIR-2, LOGDIR-3, ... when an earlier run has it.")
 @click.option("--tflite", is_flag=True, help="Also write NAME/<version>/model.tflite.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
+              help="bfloat16: the backbone trains in Keras mixed precision (bfloat16 compute, float32 weights; head and "
+                   "loss float32), for CPUs with AVX512-BF16 / AMX (see tfaudio models) and GPUs.")
+@click.option("--export-precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
+              help="What the exported model computes in (and the reported metrics come from); its signature is "
+                   "float32 either way.")
 @friendly_errors
 def train(data, backbone, out, epochs, fine_tune_epochs, unfreeze_last, lr, fine_tune_lr, batch_size, duration, augment,
-          noise_dir, split, val_fold, group_column, no_class_weights, weights, native_size, patience, seed, logdir, tflite):
+          noise_dir, split, val_fold, group_column, no_class_weights, weights, native_size, patience, seed, logdir, tflite,
+          precision, export_precision):
     """Train a classifier on DATA by transfer learning: the backbone frozen (its outputs computed
     once and cached), then its last blocks fine-tuned; export a SavedModel that takes raw
     16 kHz waveforms. Watch it with `tensorboard --logdir runs/`. Each run keeps its own log
@@ -56,8 +64,9 @@ def train(data, backbone, out, epochs, fine_tune_epochs, unfreeze_last, lr, fine
         backbone=backbone, epochs=epochs, fine_tune_epochs=fine_tune_epochs, unfreeze_last=unfreeze_last, lr=lr,
         fine_tune_lr=fine_tune_lr, batch_size=batch_size, duration=duration, patience=patience, seed=seed, split=split,
         val_fold=val_fold, class_weights=not no_class_weights, augment=AugmentConfig(tuple(augment), noise_dir=noise_dir),
-        weights=weights, resize=not native_size,
+        weights=weights, resize=not native_size, precision=precision, export_precision=export_precision,
     )
+    echo_precision_warning(precision, training=True)
     from tfaudio.training.loop import train as run
 
     result = run(data, config, out=out, logdir=logdir, tflite=tflite, group_column=group_column)

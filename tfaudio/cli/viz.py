@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import friendly_errors
+from tfaudio.cli.common import check_precision_runs, friendly_errors
 from tfaudio.models.base import ModelUnavailable
 from tfaudio.outputs import check_writable
 from tfaudio.runtime import PRECISIONS
@@ -64,6 +64,7 @@ def visualize(data, models, pooling, batch_size, max_duration, group_column, sto
 
     if out.suffix.lower() not in (".html", ".htm"):
         raise click.BadParameter(f"'{out}' must end in .html", param_hint="--out")
+    check_precision_runs(precision)
     check_writable(out, folder=False)  # before any clip is embedded
     projection = ProjectionConfig(method=method, perplexity=perplexity, iterations=iterations, neighbors=neighbors,
                                   seed=seed, scaling=scaling)
@@ -92,6 +93,7 @@ def projector(data, models, pooling, batch_size, max_duration, group_column, sto
     config. Prints the tensorboard command that opens it."""
     from tfaudio.viz import MediaConfig, export_projector
 
+    check_precision_runs(precision)
     check_writable(logdir)  # before any clip is embedded
     result = export_projector(
         data, models, logdir, media=MediaConfig(max_seconds=thumbnail_seconds), pooling=pooling, store=store,

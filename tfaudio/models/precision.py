@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tfaudio.models.base import FrameEmbeddings, LearnedRepresentation, Representation
-from tfaudio.runtime import PrecisionWarning, check_precision, precision_scope, precision_warning
+from tfaudio.runtime import (
+    PrecisionWarning,
+    check_precision,
+    check_rewrite_available,
+    precision_scope,
+    precision_warning,
+)
 
 if TYPE_CHECKING:
     from tfaudio.data.dataset import Dataset
@@ -90,13 +96,14 @@ def with_precision(representation: Representation, precision: str = "float32", *
 
     float32, or a representation in FLOAT32_ONLY: `representation` itself (identity unchanged).
     bfloat16: a `Bfloat16` wrapper (a `LearnedBfloat16` for a LearnedRepresentation), unless
-    it is one already. warn: emit a PrecisionWarning (a TfaudioWarning, which the CLI prints as
-    one `warning: ...` line) when bfloat16 will not be faster here: no bfloat16 instructions,
-    or the networks run on a GPU.
+    it is one already; PrecisionError where oneDNN is switched off. warn: emit a
+    PrecisionWarning (a TfaudioWarning, which the CLI prints as one `warning: ...` line) when
+    bfloat16 will not be faster here: no bfloat16 instructions, or the networks run on a GPU.
     """
-    if check_precision(precision) == "float32" or representation.name in FLOAT32_ONLY:
+    if check_precision(precision) == "float32":
         return representation
-    if isinstance(representation, (Bfloat16, LearnedBfloat16)):
+    check_rewrite_available(precision)
+    if representation.name in FLOAT32_ONLY or isinstance(representation, (Bfloat16, LearnedBfloat16)):
         return representation
     if warn and (message := precision_warning(precision)):
         warnings.warn(message, PrecisionWarning, stacklevel=2)

@@ -8,15 +8,23 @@ Every model comes in two parts joined into one classifier:
 
 For `small_cnn`, trained from scratch, the frozen part is the front end alone (the cached
 features are spectrograms) and the CNN belongs to the head.
+
+At `config.precision` "bfloat16" only the backbone (small_cnn: the conv blocks) is built under
+Keras mixed precision (`tfaudio.runtime.keras_policy`): it computes in bfloat16 and keeps
+float32 variables. The front end (tf.signal has no bfloat16 kernels), the dropout and
+classification layer, and so the loss, stay float32, and the backbone's output is cast back to
+float32, so the frozen phase caches float32 features.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from tfaudio import assets as weights_module
+from tfaudio.runtime import keras_policy
 from tfaudio.training.config import TrainConfig, TrainingError
 
 MOBILENET_SIZE = (224, 224)
@@ -93,7 +101,14 @@ class ModelParts:
     max_unfreeze: int
 
 
-def _head(feature_shape, num_classes: int, dropout: float, conv: bool, name: str = "head"):
+def _float32(x):
+    """A KerasTensor as float32: itself when it is, else through a float32 identity layer."""
+    import keras
+
+    return x if x.dtype == "float32" else keras.layers.Activation("linear", dtype="float32", name="to_float32")(x)
+
+
+def _head(feature_shape, num_classes: int, dropout: float, conv: bool, precision: str = "float32", name: str = "head"):
     import keras
 
     from tfaudio.training.layers import SigmoidPair
@@ -101,14 +116,16 @@ def _head(feature_shape, num_classes: int, dropout: float, conv: bool, name: str
     inputs = keras.Input(feature_shape, name="features")
     x = inputs
     if conv:  # the small CNN: four conv blocks on the native spectrogram
-        for filters in (16, 32, 64, 128):
-            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            # momentum 0.9: small datasets give few steps, and 0.99 leaves the moving
-            # statistics far from the data for the first epochs (validation then lags far behind).
-            x = keras.layers.BatchNormalization(momentum=0.9)(x)
-            x = keras.layers.ReLU()(x)
-            x = keras.layers.MaxPooling2D(2, padding="same")(x)
-        x = keras.layers.GlobalAveragePooling2D()(x)
+        with keras_policy(precision):
+            for filters in (16, 32, 64, 128):
+                x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+                # momentum 0.9: small datasets give few steps, and 0.99 leaves the moving
+                # statistics far from the data for the first epochs (validation then lags far behind).
+                x = keras.layers.BatchNormalization(momentum=0.9)(x)
+                x = keras.layers.ReLU()(x)
+                x = keras.layers.MaxPooling2D(2, padding="same")(x)
+            x = keras.layers.GlobalAveragePooling2D()(x)
+        x = _float32(x)
     x = keras.layers.Dropout(dropout)(x)
     if num_classes == 2:
         x = SigmoidPair(name="probabilities")(keras.layers.Dense(1, activation="sigmoid", name="logit")(x))
@@ -153,14 +170,15 @@ def build(config: TrainConfig, num_classes: int, num_samples: int, weights_path:
         spectrogram = _log_mel_front(config, waveform)
         image = SpectrogramImage(MOBILENET_SIZE if config.resize else None, name="spectrogram_image")(spectrogram)
         try:
-            base = keras.applications.MobileNetV2(
-                input_shape=tuple(image.shape[1:]), include_top=False, weights=weights_path, pooling="avg"
-            )
+            with keras_policy(config.precision):
+                base = keras.applications.MobileNetV2(
+                    input_shape=tuple(image.shape[1:]), include_top=False, weights=weights_path, pooling="avg"
+                )
         except (ValueError, OSError) as err:
             raise TrainingError(f"{weights_path}: cannot load MobileNetV2 ImageNet weights from it ({err})") from None
         base.trainable = False
         # training=False for good: batch norm keeps ImageNet's statistics in both phases.
-        features = base(image, training=False)
+        features = _float32(base(image, training=False))
         frozen = keras.Model(waveform, features, name="frozen")
 
         def unfreeze(k: int) -> list[str]:
@@ -183,7 +201,8 @@ def build(config: TrainConfig, num_classes: int, num_samples: int, weights_path:
         from tfaudio.models.yamnet import model as yamnet
         from tfaudio.training.layers import YamnetPooled
 
-        network = yamnet.build_network()
+        with keras_policy(config.precision):  # the patch network only: YamnetPooled (front end) stays float32
+            network = yamnet.build_network()
         if weights_path is not None:  # None: random weights (tests, timing)
             try:
                 yamnet.load_weights(network, weights_path)
@@ -205,7 +224,7 @@ def build(config: TrainConfig, num_classes: int, num_samples: int, weights_path:
         spectrogram = _log_mel_front(config, waveform)
         image = keras.layers.Reshape((*spectrogram.shape[1:], 1), name="channel")(spectrogram)
         frozen = keras.Model(waveform, image, name="frozen")
-        head = _head(tuple(image.shape[1:]), num_classes, config.dropout, conv=True)
+        head = _head(tuple(image.shape[1:]), num_classes, config.dropout, conv=True, precision=config.precision)
 
         def unfreeze(k: int) -> list[str]:
             return []  # nothing pretrained: the whole CNN is in the head and always trains
@@ -213,3 +232,14 @@ def build(config: TrainConfig, num_classes: int, num_samples: int, weights_path:
         max_unfreeze = 0
     classifier = keras.Model(waveform, head(frozen(waveform)), name=f"{config.backbone}_classifier")
     return ModelParts(frozen, head, classifier, unfreeze, max_unfreeze)
+
+
+def at_precision(classifier, config: TrainConfig, num_classes: int, num_samples: int, precision: str):
+    """`classifier` (from build(config, ...)) computing at `precision`: itself when it does,
+    else the same network built at `precision` with `classifier`'s weights copied in. Variables
+    are float32 at either precision, so the copy is exact; only the computation changes."""
+    if precision == config.precision:
+        return classifier
+    twin = build(dataclasses.replace(config, precision=precision), num_classes, num_samples, None).classifier
+    twin.set_weights(classifier.get_weights())
+    return twin

@@ -13,6 +13,7 @@ from pathlib import Path
 from tfaudio.data.splits import VALIDATION_SPLITS
 from tfaudio.errors import TfaudioError
 from tfaudio.frontend.params import MelParams, centred_power_mel
+from tfaudio.runtime import check_precision
 
 BACKBONES = ("mobilenet_v2", "yamnet", "small_cnn")
 AUGMENTATIONS = ("gain", "shift", "specaugment", "noise")
@@ -121,6 +122,11 @@ class TrainConfig:
     weights: an explicit weights file for the backbone (else the usual resolution).
     resize: mobilenet_v2 input resized to 224 x 224 (False: the native spectrogram size).
     offline: forbid downloads (None: read TFAUDIO_OFFLINE).
+    precision: "float32" or "bfloat16": the backbone (for small_cnn, its conv blocks) trains
+        under Keras mixed precision (bfloat16 compute, float32 variables); the front end, the
+        classification layer and the loss stay float32 (`tfaudio.runtime.keras_policy`).
+    export_precision: what the exported network computes in (and `TrainResult.classifier`,
+        whose validation metrics are reported): the trained weights in a network built at it.
     """
 
     backbone: str = "small_cnn"
@@ -143,8 +149,15 @@ class TrainConfig:
     weights: str | None = None
     resize: bool = True
     offline: bool | None = None
+    precision: str = "float32"
+    export_precision: str = "float32"
 
     def __post_init__(self):
+        for name in ("precision", "export_precision"):
+            try:
+                check_precision(getattr(self, name))
+            except ValueError as err:
+                raise TrainingError(f"{name}: {err}") from None
         if self.backbone not in BACKBONES:
             raise TrainingError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         if self.split not in SPLITS:
@@ -170,8 +183,16 @@ class TrainConfig:
         return self.frontend or DEFAULT_FRONTENDS[self.backbone]
 
     def to_dict(self) -> dict:
-        """JSON-ready settings (stored with the export and the run)."""
+        """JSON-ready settings (stored with the export and the run).
+
+        A precision is listed only when it is not float32, the rule representation identities
+        follow (`tfaudio.models.precision`): a float32 run's settings, and the metrics.json and
+        tfaudio.json holding them, are exactly what they were before precision was a setting.
+        """
         values = dataclasses.asdict(self)
+        for name in ("precision", "export_precision"):
+            if values[name] == "float32":
+                del values[name]
         values["augment"]["noise_dir"] = str(self.augment.noise_dir) if self.augment.noise_dir else None
         values["frontend"] = dataclasses.asdict(self.frontend_config) if self.frontend_config else None
         return values

@@ -112,7 +112,9 @@ class YamnetPooled(keras.layers.Layer):
     The front end and padding are YAMNet's own (tfaudio.models.yamnet), so the released weights
     see what they were trained on; `network` is the Keras patch network, whose blocks
     fine-tuning unfreezes. It always runs in inference mode: its batch norm keeps the
-    pretrained statistics. spec_augment, when given, masks the log-mel before patching.
+    pretrained statistics. spec_augment, when given, masks the log-mel before patching. The
+    layer itself is float32 (the log-mel, and the mean over patches); `network` may compute in
+    bfloat16 (built under `tfaudio.runtime.keras_policy`).
     """
 
     def __init__(self, network: keras.Model, params: YamnetParams = YamnetParams(), spec_augment=None, **kwargs):
@@ -130,8 +132,8 @@ class YamnetPooled(keras.layers.Layer):
             log_mel = self.spec_augment(log_mel, training=training)
         patches = yamnet_module.log_mel_patches(log_mel, params)  # [batch, patches, 96, 64]
         flat = tf.reshape(patches, [-1, params.patch_frames, params.patch_bands])
-        _, embeddings = self.network(flat, training=False)
-        embeddings = tf.reshape(embeddings, [batch, -1, yamnet_module.EMBEDDING_SIZE])
+        _, embeddings = self.network(flat, training=False)  # bfloat16 when the network was built under mixed precision
+        embeddings = tf.reshape(tf.cast(embeddings, tf.float32), [batch, -1, yamnet_module.EMBEDDING_SIZE])
         return tf.reduce_mean(embeddings, axis=1)
 
     def compute_output_shape(self, input_shape):

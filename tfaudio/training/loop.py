@@ -51,7 +51,9 @@ SAMPLE_RATE = 16000
 class TrainResult:
     """What a run produced.
 
-    classifier: Keras model, waveform float32 [batch, num_samples] -> float32 [batch, classes].
+    classifier: Keras model, waveform float32 [batch, num_samples] -> float32 [batch, classes]:
+        the network as exported, computing at config.export_precision (a bfloat16 run's weights
+        in a float32 network unless export_precision says bfloat16).
     history: one dict per epoch (epoch, phase, loss, accuracy, val_loss, val_accuracy,
         learning_rate); phase_boundary: epochs of phase 1 (the curves' boundary mark).
     metrics: final validation metrics (accuracy, balanced_accuracy, macro_f1, per_class,
@@ -178,9 +180,7 @@ def _callbacks(logdir: Path | None, phase: int, checkpoint: Path, rows, total, c
         ),
     ]
     if logdir is not None:
-        callbacks += [
-            keras.callbacks.TensorBoard(str(logdir / "tensorboard"), write_graph=False),
-        ]
+        callbacks.append(keras.callbacks.TensorBoard(str(logdir / "tensorboard"), write_graph=False))
     return callbacks
 
 
@@ -258,12 +258,14 @@ def train(
     a folder of this run's own: `logdir` when new or empty, else `logdir-2`, `logdir-3`, ...
     (result.logdir says which), so an earlier run's files are never overwritten.
     Bad input (one class, a class with one clip, no validation clips, weights unavailable, an
-    output folder that cannot be written) raises TrainingError, DatasetError or OutputError
-    before any audio is decoded or any model built.
+    output folder that cannot be written, tflite with a bfloat16 export) raises TrainingError,
+    DatasetError or OutputError before any audio is decoded or any model built.
     """
     for folder in (out, logdir):
         if folder is not None:
             outputs.check_writable(folder)
+    if tflite and config.export_precision != "float32":  # it converts, then fails to run (Flex's bfloat16 Conv2D)
+        raise TrainingError("--tflite needs --export-precision float32: TFLite cannot run a bfloat16 network's convolutions")
     dataset = data if isinstance(data, Dataset) else load_dataset(data, group_column=group_column)
     check_classes(dataset)
     split = validation_split(dataset, config)
@@ -282,7 +284,8 @@ def train(
     if progress:
         _log(
             f"{len(dataset)} clips, {len(dataset.classes)} classes; validation: {split.how} "
-            f"({len(split.train)} train / {len(split.val)} val); {duration:g} s per example; backbone {config.backbone}"
+            f"({len(split.train)} train / {len(split.val)} val); {duration:g} s per example; "
+            f"backbone {config.backbone} in {config.precision}"
         )
 
     import_tensorflow_quietly()
@@ -303,7 +306,7 @@ def train(
     del train_clips
     timings["decode_seconds"] = time.perf_counter() - start
 
-    from tfaudio.training.backbones import build
+    from tfaudio.training.backbones import at_precision, build
 
     num_classes = len(dataset.classes)
     parts = build(config, num_classes, num_samples, weights_path)
@@ -401,9 +404,11 @@ def train(
                 _log(f"fine-tuning not kept ({reason}): phase 1 weights kept")
         timings["phase2_seconds"] = time.perf_counter() - start
 
-    # The reported metrics are the export's: the serving function on every whole validation clip.
-    if probabilities is None:
-        probabilities = serve_clips(parts.classifier, dataset.classes, num_samples, val_clips, config.batch_size)
+    # The reported metrics are the export's: the serving function on every whole validation clip,
+    # through the network as exported (the trained weights at export_precision).
+    classifier = at_precision(parts.classifier, config, num_classes, num_samples, config.export_precision)
+    if probabilities is None or classifier is not parts.classifier:
+        probabilities = serve_clips(classifier, dataset.classes, num_samples, val_clips, config.batch_size)
     metrics = evaluate_predictions(val_clip_labels, probabilities, dataset.classes)
     metrics["phase1_val_accuracy"] = phase1["accuracy"]
     metrics["fine_tuning_kept"] = fine_tuning_kept
@@ -412,7 +417,7 @@ def train(
     metrics["train_windows"] = int(len(train_waves))
     metrics["val_windows"] = int(len(val_waves))
     result = TrainResult(
-        classifier=parts.classifier,
+        classifier=classifier,
         class_names=tuple(dataset.classes),
         num_samples=num_samples,
         config=config,

@@ -53,7 +53,11 @@ class AutoencoderConfig:
     and the mirror image back; `patch_frames` and `num_mel_bins` must divide by 2 ** len(filters).
     Training: Adam, masked MSE on standardized log-mel, early stopping on the validation clips
     (`val_fraction` of the training clips, at least one) after `patience` epochs without
-    improvement; `seed` fixes the split, initialization and shuffling.
+    improvement; `seed` fixes the split, initialization and shuffling. `precision`: "bfloat16"
+    trains the encoder and decoder under Keras mixed precision (bfloat16 compute, float32
+    variables, `tfaudio.runtime.keras_policy`); standardization and the loss stay float32. It
+    changes only how the weights are found: a saved model loads as a float32 network whatever
+    it was trained at, and its identity is its weights' digest.
     """
 
     sample_rate: int = 16000
@@ -73,10 +77,13 @@ class AutoencoderConfig:
     val_fraction: float = 0.1
     max_duration: float | None = None
     seed: int = 0
+    precision: str = "float32"
 
     def __post_init__(self):
         # JSON gives lists; a frozen dataclass must stay hashable.
         object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
+        # precision is checked by `train`, before any clip is decoded: tfaudio.runtime, which
+        # knows the precisions, reaches TensorFlow, and a config must not.
         size = self.patch_frames * self.num_mel_bins
         if self.latent < 1:
             raise AutoencoderError(f"latent size must be at least 1, got {self.latent}")
@@ -133,7 +140,16 @@ class AutoencoderConfig:
         return {**values, "filters": list(self.filters), "patch_hop_frames": self.hop}
 
     def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "filters": list(self.filters)}
+        """JSON-ready settings (autoencoder.json's "config"; compare's key for its per-split fits).
+
+        precision is listed only when it is not float32, the rule representation identities
+        follow (`tfaudio.models.precision`): a float32 model's record and fit key are what they
+        were before precision was a setting, and a bfloat16 training is recorded and keyed apart.
+        """
+        values = {**dataclasses.asdict(self), "filters": list(self.filters)}
+        if values["precision"] == "float32":
+            del values["precision"]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict) -> AutoencoderConfig:

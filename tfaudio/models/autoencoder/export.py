@@ -23,7 +23,8 @@ class _EncoderModule(tf.Module):
         self.standardize = model.standardize
         self.encoder = model.encoder
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
+    # autograph=False: no Python control flow on tensors, and AutoGraph costs about 1 s a trace.
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")], autograph=False)
     def serve(self, waveform):
         lengths = tf.fill(tf.shape(waveform)[:1], tf.shape(waveform)[1])
         return self.with_lengths(waveform, lengths)
@@ -32,7 +33,8 @@ class _EncoderModule(tf.Module):
         input_signature=[
             tf.TensorSpec([None, None], tf.float32, name="waveform"),
             tf.TensorSpec([None], tf.int32, name="lengths"),
-        ]
+        ],
+        autograph=False,
     )
     def with_lengths(self, waveform, lengths):
         frames, mask = self.model._encode(waveform, lengths)
@@ -52,9 +54,10 @@ def export_encoder(model: Autoencoder, out: str | os.PathLike) -> Path:
     embedding float32 pooled over valid patches as `autoencoder:PATH` embeds by default
     (DEFAULT_POOLING: mean then standard deviation, [batch, 2 * latent]), embedding_mean
     [batch, latent] (the mean alone), frames [batch, n, latent] and patch_mask bool [batch, n].
-    Waveforms: mono at config.sample_rate.
+    Waveforms: mono at config.sample_rate. The export computes in float32, also for a model
+    just trained in bfloat16 (its float32 weights in a float32 network).
     """
-    module = _EncoderModule(model)
+    module = _EncoderModule(model.float32_copy())
     out = Path(out)
     tf.saved_model.save(
         module, str(out), signatures={"serving_default": module.serve, "with_lengths": module.with_lengths}

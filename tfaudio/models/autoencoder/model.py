@@ -38,6 +38,7 @@ from tfaudio.models.autoencoder.config import (
     read_saved,
 )
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
+from tfaudio.runtime import check_precision, keras_policy
 
 # Patches through the encoder at once when embedding: bounds memory for long clips.
 _EMBED_BATCH = 512
@@ -145,30 +146,45 @@ class Autoencoder:
     `training_model` maps (raw log-mel patches [n, P, M], frame mask [n, P]) to
     float32 [n, P, M, 2]: reconstruction and standardized target side by side, so the masked
     loss sees both (Keras losses only get y_true and y_pred; y_true is the frame mask).
+
+    precision: what the encoder and decoder compute in. "bfloat16" builds them under Keras
+    mixed precision (float32 variables, so the weights save and load as a float32 model's);
+    standardization, the reconstruction handed to the loss, and every output stay float32.
+    Training passes config.precision; a loaded model is float32 (embedding in bfloat16 is
+    `tfaudio.models.precision.with_precision`'s graph rewrite).
     """
 
-    def __init__(self, config: AutoencoderConfig):
+    def __init__(self, config: AutoencoderConfig, precision: str = "float32"):
         self.config = config
-        # The layer name is in the weights' digest (variable paths): keep "standardize".
-        self.standardize = Standardize(config.num_mel_bins, name="standardize")
-        self.encoder = build_encoder(config)
-        self.decoder = build_decoder(config)
+        self.precision = check_precision(precision)
+        # The layer name is in the weights' digest (variable paths): keep "standardize". float32
+        # whatever the precision: dB statistics subtracted in bfloat16 would lose the detail.
+        self.standardize = Standardize(config.num_mel_bins, name="standardize", dtype="float32")
+        with keras_policy(precision):
+            self.encoder = build_encoder(config)
+            self.decoder = build_decoder(config)
         raw = keras.Input((config.patch_frames, config.num_mel_bins), name="log_mel")
         mask = keras.Input((config.patch_frames,), dtype="bool", name="frame_mask")
         target = self.standardize(raw, mask)
         reconstruction = self.decoder(self.encoder(target))
+        if reconstruction.dtype != "float32":  # the loss in float32 (no op added to a float32 model)
+            reconstruction = keras.ops.cast(reconstruction, "float32")
         stacked = keras.ops.stack([reconstruction, target], axis=-1)
         self.training_model = keras.Model([raw, mask], stacked, name="autoencoder")
         # The same layers, never compiled: what is saved, so the file holds the network alone
         # (no optimizer state) and loads into a fresh, uncompiled model.
         self.bundle = keras.Model([raw, mask], stacked, name="autoencoder_weights")
+        # autograph=False: no Python control flow on tensors here, and AutoGraph's source
+        # transformation costs about 1 s per trace.
         self._encode_graph = tf.function(
             self._encode,
             input_signature=(tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)),
+            autograph=False,
         )
         self._reconstruct_graph = tf.function(
             self._reconstruct,
             input_signature=(tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)),
+            autograph=False,
         )
 
     # -- statistics and weights
@@ -189,6 +205,14 @@ class Autoencoder:
 
     def save_weights(self, path: str | os.PathLike) -> None:
         self.bundle.save_weights(str(path))
+
+    def float32_copy(self) -> Autoencoder:
+        """This model itself when float32, else its weights in a network built at float32."""
+        if self.precision == "float32":
+            return self
+        copy = Autoencoder(self.config)
+        copy.bundle.set_weights(self.bundle.get_weights())  # the same layers in the same order
+        return copy
 
     def load_weights(self, path: str | os.PathLike) -> None:
         import warnings
@@ -216,7 +240,7 @@ class Autoencoder:
     def _encode(self, waveforms, lengths):
         """-> (bottleneck float32 [batch, n, latent], patch mask bool [batch, n])."""
         _, _, shape, flat, flat_mask, patch_mask = self._patch_grid(waveforms, lengths)
-        latent = self.encoder(self.standardize(flat, flat_mask), training=False)
+        latent = tf.cast(self.encoder(self.standardize(flat, flat_mask), training=False), tf.float32)
         return tf.reshape(latent, [shape[0], shape[1], self.config.latent]), patch_mask
 
     def _reconstruct(self, waveforms, lengths):
@@ -224,7 +248,7 @@ class Autoencoder:
         over overlapping patches, valid frames int32 [batch])."""
         spectrogram, valid, shape, flat, flat_mask, _ = self._patch_grid(waveforms, lengths)
         standardized = self.standardize(flat, flat_mask)
-        decoded = self.decoder(self.encoder(standardized, training=False), training=False)
+        decoded = tf.cast(self.decoder(self.encoder(standardized, training=False), training=False), tf.float32)
         decoded = decoded * self.standardize.std + self.standardize.mean
         decoded = tf.reshape(decoded, [shape[0], shape[1], self.config.patch_frames, self.config.num_mel_bins])
         # Overlap-add, then divide by how many patches covered each frame.
@@ -274,7 +298,8 @@ class AutoencoderRepresentation(Representation):
 
     digest: identifies the weights (sha256 of the weights file for a saved model, of the
     weight values for one trained in memory); it goes into `identity()` so the embedding
-    cache never mixes vectors of two trainings.
+    cache never mixes vectors of two trainings. A model computing in bfloat16 (one just
+    trained so) adds "precision": "bfloat16", as `with_precision` does.
     """
 
     default_pooling = DEFAULT_POOLING
@@ -293,11 +318,13 @@ class AutoencoderRepresentation(Representation):
         return FrameEmbeddings(latent, mask)
 
     def identity(self) -> dict:
-        return autoencoder_identity(self.config, self._digest)
+        identity = autoencoder_identity(self.config, self._digest)
+        return identity if self.model.precision == "float32" else {**identity, "precision": self.model.precision}
 
 
 def load_representation(path: str | os.PathLike, name: str | None = None) -> AutoencoderRepresentation:
-    """A saved autoencoder folder (see `tfaudio.models.autoencoder_params`) as a representation."""
+    """A saved autoencoder folder (see `tfaudio.models.autoencoder.config`) as a float32
+    representation, whatever precision it was trained at (its weights are float32)."""
     folder, _, config = read_saved(path)
     model = Autoencoder(config)
     model.load_weights(folder / WEIGHTS_FILE)

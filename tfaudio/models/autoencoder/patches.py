@@ -36,8 +36,9 @@ def _patch_graph(config: AutoencoderConfig):
         spectrogram, valid = log_mel(waveforms, lengths, config)
         return patches(spectrogram, valid, config)
 
+    # autograph=False: no Python control flow on tensors, and AutoGraph costs about 1 s a trace.
     return tf.function(
-        cut, input_signature=(tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32))
+        cut, input_signature=(tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)), autograph=False
     )
 
 

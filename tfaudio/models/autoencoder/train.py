@@ -17,6 +17,7 @@ from tfaudio.data.splits import balanced_holdout
 from tfaudio.models.autoencoder.config import CONFIG_FILE, WEIGHTS_FILE, AutoencoderConfig, AutoencoderError
 from tfaudio.models.autoencoder.model import Autoencoder, AutoencoderRepresentation
 from tfaudio.models.autoencoder.patches import PatchSet, band_statistics, extract_patches
+from tfaudio.runtime import check_precision
 
 
 @keras.saving.register_keras_serializable(package="tfaudio")
@@ -107,8 +108,14 @@ def train(
     A seeded share of them (`config.val_fraction`) is held out for early stopping and the
     validation curve; the best epoch's weights are kept. progress(n): clips decoded;
     on_epoch(epoch, logs): once with (0, {}) when training starts, then after each epoch. logdir: TensorBoard logs (scalars per epoch).
+    config.precision "bfloat16": the encoder and decoder compute in bfloat16 (Keras mixed
+    precision); weights, standardization and the loss stay float32 (see `Autoencoder`).
     Raises AutoencoderError for too few clips or patches for one batch.
     """
+    try:
+        check_precision(config.precision)
+    except ValueError as err:
+        raise AutoencoderError(str(err)) from None
     keras.utils.set_random_seed(config.seed)
     indices = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
     skipped: list[Problem] = []
@@ -128,7 +135,7 @@ def train(
             f"or lower --batch-size or --patch-frames"
         )
 
-    model = Autoencoder(config)
+    model = Autoencoder(config, config.precision)
     model.set_statistics(*band_statistics(train_set))
     model.training_model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate), loss=masked_squared_error, metrics=[MaskedMSE()]

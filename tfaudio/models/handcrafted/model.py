@@ -93,6 +93,7 @@ def _graph(params: HandcraftedParams):
     layer = HandcraftedFeatures(params)
     return tf.function(
         lambda waveform, clip_lengths: layer(waveform, clip_lengths),
+        autograph=False,  # no Python control flow on tensors; AutoGraph would only slow the trace
         input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)],
     )
 
@@ -133,9 +134,13 @@ class HandcraftedRepresentation(Representation):
         self.dim = len(self.frame_names)
         layer = HandcraftedFeatures(params)
         batch = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
-        self._graph = tf.function(layer.frame_features, input_signature=batch)
-        self._graph_with_peak = tf.function(layer.frame_features, input_signature=[*batch, tf.TensorSpec([None], tf.float32)])
-        self._peaks = tf.function(layer.mel_peaks, input_signature=batch)
+        # AutoGraph off: the features use no Python control flow on tensors, and rewriting their
+        # source is most of the trace time.
+        self._graph = tf.function(layer.frame_features, input_signature=batch, autograph=False)
+        self._graph_with_peak = tf.function(
+            layer.frame_features, input_signature=[*batch, tf.TensorSpec([None], tf.float32)], autograph=False
+        )
+        self._peaks = tf.function(layer.mel_peaks, input_signature=batch, autograph=False)
 
     def frames(self, waveforms: np.ndarray, lengths: np.ndarray, peaks: np.ndarray | None = None) -> FrameEmbeddings:
         """peaks: float32 [batch] whole-clip references for windows of long clips (`mel_peaks`)."""

@@ -142,6 +142,7 @@ class HFAudioEncoder(Representation):
         self.dim = config.hidden_size * (states if params.layer == "all" else 1)
         self._run = tf.function(
             self._hidden,
+            autograph=False,  # the Hugging Face graph branches on static shapes only; AutoGraph only slows the trace
             input_signature=(
                 tf.TensorSpec([None, None], tf.float32, name="input_values"),
                 tf.TensorSpec([None, None], tf.int32, name="attention_mask"),
