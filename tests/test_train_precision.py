@@ -86,6 +86,8 @@ def test_bfloat16_backbone_float32_head_loss_and_cached_features(bf16_run):
     losses = [[row[k] for k in ("loss", "val_loss")] for row in result.history]
     assert [row["phase"] for row in result.history][:3] == [1, 1, 1] and np.all(np.isfinite(losses)), result.history
     assert result.metrics["accuracy"] >= 0.5, result.metrics  # 4 classes: it learned something in 3 epochs
+    # the curves say how the run was trained
+    assert "small_cnn, trained in bfloat16: validation accuracy" in (bf16_run[3] / "curves.html").read_text()
 
 
 @pytest.mark.parametrize("backbone", ["yamnet", "mobilenet_v2"])

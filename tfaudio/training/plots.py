@@ -18,8 +18,10 @@ def _series(history: list[dict], key: str) -> tuple[list[int], list[float]]:
 
 def _title(result) -> str:
     m = result.metrics
+    config = result.config
+    trained = "" if config.precision == "float32" else f", trained in {config.precision}"
     return (
-        f"{result.config.backbone}: validation accuracy {m['accuracy']:.1%} "
+        f"{config.backbone}{trained}: validation accuracy {m['accuracy']:.1%} "
         f"(frozen phase {m['phase1_val_accuracy']:.1%}) on {m['val_clips']} clips"
     )
 
