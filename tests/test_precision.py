@@ -347,6 +347,10 @@ def test_compare_records_a_non_default_precision_and_the_cli_offers_it(synth_dat
                                store=str(tmp_path / "store"), precision=precision)
         out = write_report(compare(synth_data, config, log=lambda m: None), tmp_path / precision).parent
         reports[precision] = json.loads((out / "metrics.json").read_text())["reproducibility"]
+        pages = (out / "report.md").read_text(), (out / "index.html").read_text()
+        # what a reader sees: the report says the networks ran in bfloat16, and only then
+        assert all(("bfloat16 for the networks" in page) == (precision == "bfloat16") for page in pages)
+        assert ("Networks computed in bfloat16." in pages[1]) == (precision == "bfloat16")
     assert "precision" not in reports["float32"]
     assert reports["bfloat16"]["precision"] == "bfloat16"
     for command in ("embed", "compare", "visualize", "projector", "tag"):

@@ -251,12 +251,15 @@ def _dataset_rows(result: ComparisonResult) -> list[list[str]]:
 
 def _repro_rows(result: ComparisonResult) -> list[list[str]]:
     rows = [["command", result.command or "(Python API)"], ["seed", str(result.config.seed)]]
+    if result.config.precision != "float32":
+        rows.append(["precision", f"{result.config.precision} for the networks (float32 for the hand-crafted baseline)"])
     for info in result.representations:
         # Where each backend keeps its weights' digest (YAMNet / autoencoder, VGGish, TF-Hub).
         digest = next((str(info.identity[k]) for k in ("weights_sha256", "weights", "module")
                        if isinstance(info.identity.get(k), str)), "")
         rows.append([f"{info.name}", f"{info.dim}-d, pooling {info.pooling}"
-                     + (f", weights sha256 {digest[:16]}…" if digest else "")])
+                     + (f", weights sha256 {digest[:16]}…" if digest else "")
+                     + (f", computed in {info.identity['precision']}" if "precision" in info.identity else "")])
     rows.append(["versions", ", ".join(f"{k} {v}" for k, v in versions().items())])
     return rows
 
@@ -356,6 +359,7 @@ def page(result: ComparisonResult) -> str:
         left_out += "<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in result.notes) + "</ul>"
     note = f'<p class="note"><strong>Note:</strong> {html.escape(result.fallback)}</p>' if result.fallback else ""
     discussion = "".join(f"<p>{_bold(p)}</p>" for p in paragraphs(result))
+    precision = "" if result.config.precision == "float32" else f" Networks computed in {result.config.precision}."
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>tfaudio comparison: {html.escape(name)}</title>
@@ -363,7 +367,7 @@ def page(result: ComparisonResult) -> str:
 <body>
 <h1>Which representation for {html.escape(name)}?</h1>
 <p class="muted">{len(result.representations)} representations × {len(result.config.classifiers)} classifiers on the
-same {len(result.splits)} {html.escape(result.split_strategy)} splits of {len(result.dataset)} clips. Written by tfaudio.</p>
+same {len(result.splits)} {html.escape(result.split_strategy)} splits of {len(result.dataset)} clips.{precision} Written by tfaudio.</p>
 {note}
 <h2>Verdict</h2><div class="discussion">{discussion}</div>
 <h2>Ranking</h2>{ranking}
