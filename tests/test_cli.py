@@ -34,6 +34,30 @@ def test_console_script_is_installed():
     assert __version__ in result.stdout
 
 
+def test_console_entry_exits_quickly_with_every_output_written(synth_data, tmp_path):
+    """Once TensorFlow is loaded the console entry (`run`) skips Python's teardown: the exit
+    code, the last lines on a piped (block-buffered) stdout and stderr, and the output files
+    must all still be there, and no temporary file left behind."""
+    import os
+
+    from conftest import run_cli
+
+    environment = {k: v for k, v in os.environ.items() if k != "TFAUDIO_MODELS"}
+    environment.update(TFAUDIO_HOME=str(tmp_path / "home"), TFAUDIO_OFFLINE="1")
+    out = tmp_path / "emb"
+    code, stdout, stderr = run_cli(["embed", synth_data, "--model", "handcrafted", "--out", out], environment)
+    assert code == 0, stderr
+    table = pd.read_parquet(out / "handcrafted.parquet")
+    last = stdout.splitlines()[-1]
+    assert last.startswith(f"handcrafted: {len(table)} clips -> ") and f"{len(table)} computed" in last, stdout
+    assert sorted(p.name for p in out.iterdir()) == ["handcrafted.parquet"]
+    # `tag` imports TensorFlow before it looks for YAMNet's weights: an error after the import
+    # keeps its exit code and its message, to the last line
+    code, stdout, stderr = run_cli(["tag", synth_data / "tone" / "tone_000.wav"], environment)
+    assert code == 1 and stderr.startswith("Error: yamnet.h5 (yamnet) is unavailable"), stderr
+    assert stderr.rstrip().endswith("(TFAUDIO_OFFLINE=1 forbids it)."), stderr
+
+
 def test_info_reports_classes_folds_and_the_unreadable_file(synth_data, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(synth_data, data)

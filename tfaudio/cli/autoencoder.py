@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import echo_precision_warning, friendly_errors, progress
+from tfaudio.cli.common import echo_precision_warning, friendly_errors, precision_option, progress
 from tfaudio.models.autoencoder.config import AutoencoderConfig
 from tfaudio.outputs import check_writable
-from tfaudio.runtime import PRECISIONS
 
 _DEFAULTS = AutoencoderConfig()
 
@@ -44,10 +43,9 @@ def autoencoder():
 @click.option("--examples-per-class", default=2, show_default=True, help="Clips per class in the reconstruction figure.")
 @click.option("--group-column", help="Manifest column that groups clips (default: 'group' when present).")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable file instead of skipping it.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
-              help="bfloat16: the encoder and decoder train in Keras mixed precision (bfloat16 compute; weights, "
-                   "standardization and loss float32), faster on CPUs with AVX512-BF16 / AMX (see tfaudio models). "
-                   "The saved model is float32 either way; embed in bfloat16 with tfaudio embed --precision.")
+@precision_option("bfloat16: the encoder and decoder train in Keras mixed precision (bfloat16 compute; weights, "
+                  "standardization and loss float32), faster on CPUs with AVX512-BF16 / AMX (see tfaudio info "
+                  "--system). The saved model is float32 either way; embed in bfloat16 with tfaudio embed --precision.")
 @friendly_errors
 def train(data, out, latent, epochs, patch_frames, patch_hop, batch_size, learning_rate, patience, val_fraction,
           folds, logdir, seed, max_duration, examples_per_class, group_column, strict, precision):

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import check_precision_runs, friendly_errors
+from tfaudio.cli.common import check_precision_runs, friendly_errors, precision_option
 from tfaudio.outputs import check_writable
 from tfaudio.quiet import import_tensorflow_quietly
-from tfaudio.runtime import PRECISIONS
 
 
 def _compare_options(command):
@@ -32,8 +31,7 @@ def _compare_options(command):
         click.option("--max-duration", type=float, help="Use at most this many seconds of each clip."),
         click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Embedding cache (default: $TFAUDIO_HOME/embeddings)."),
         click.option("--strict", is_flag=True, help="Stop at an unavailable model or unreadable file instead of leaving it out."),
-        click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
-                     help="bfloat16 runs the learned networks about 1.7-2x faster on CPUs with AVX512-BF16 / AMX (see tfaudio models)."),
+        precision_option(),
     ]
     for option in reversed(options):
         command = option(command)

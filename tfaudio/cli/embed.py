@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import check_precision_runs, echo_precision_warning, friendly_errors, progress
+from tfaudio.cli.common import check_precision_runs, echo_precision_warning, friendly_errors, precision_option, progress
 from tfaudio.outputs import check_writable
 from tfaudio.quiet import import_tensorflow_quietly
-from tfaudio.runtime import PRECISIONS
 
 
 def _safe_name(model: str) -> str:
@@ -73,9 +72,7 @@ RUNNERS = ("local", "direct", "dataflow", "flink", "spark")
 @click.option("--num-workers", type=click.IntRange(min=1),
               help="Beam: worker processes (direct; default CPU count), --num_workers (dataflow), --parallelism (flink).")
 @click.option("--weights", "weights_path", help="Beam: the weights file every worker loads (a path or gs://...).")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
-              help="bfloat16: the networks run about 1.7-2x faster on CPUs with AVX512-BF16 / AMX (see tfaudio models); "
-                   "cached separately from float32 vectors.")
+@precision_option()
 @click.pass_context
 @friendly_errors
 def embed(ctx, data, model_names, out, pooling, frames, fmt, batch_size, batch_seconds, window_seconds, max_duration,
@@ -169,8 +166,7 @@ def _embed_on_beam(data, name, out, config, fmt, runner, num_workers, pipeline_a
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--top", default=3, show_default=True, help="Classes shown per time step.")
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path), help="yamnet.h5 to use.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
-              help="bfloat16: faster on CPUs with AVX512-BF16 / AMX; scores agree to about 1e-2.")
+@precision_option("bfloat16: faster on CPUs with AVX512-BF16 / AMX; scores agree to about 1e-2.")
 @friendly_errors
 def tag(files, top, weights_path, precision):
     """Tag audio files with YAMNet's 521 AudioSet classes: the top classes every 0.48 s and

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import echo_precision_warning, friendly_errors
+from tfaudio.cli.common import echo_precision_warning, friendly_errors, precision_option
 from tfaudio.outputs import check_writable
-from tfaudio.runtime import PRECISIONS
 from tfaudio.training.config import AUGMENTATIONS, BACKBONES, SPLITS
 
 
@@ -39,12 +38,10 @@ from tfaudio.training.config import AUGMENTATIONS, BACKBONES, SPLITS
 @click.option("--logdir", type=click.Path(file_okay=False, path_type=Path), help="TensorBoard logs, curves, metrics (default: runs/NAME); "
               "LOGDIR-2, LOGDIR-3, ... when an earlier run has it.")
 @click.option("--tflite", is_flag=True, help="Also write NAME/<version>/model.tflite.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
-              help="bfloat16: the backbone trains in Keras mixed precision (bfloat16 compute, float32 weights; head and "
-                   "loss float32), for CPUs with AVX512-BF16 / AMX (see tfaudio models) and GPUs.")
-@click.option("--export-precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
-              help="What the exported model computes in (and the reported metrics come from); its signature is "
-                   "float32 either way.")
+@precision_option("bfloat16: the backbone trains in Keras mixed precision (bfloat16 compute, float32 weights; head "
+                  "and loss float32), for CPUs with AVX512-BF16 / AMX (see tfaudio info --system) and GPUs.")
+@precision_option("What the exported model computes in (and the reported metrics come from); its signature is "
+                  "float32 either way.", name="--export-precision")
 @friendly_errors
 def train(data, backbone, out, epochs, fine_tune_epochs, unfreeze_last, lr, fine_tune_lr, batch_size, duration, augment,
           noise_dir, split, val_fold, group_column, no_class_weights, weights, native_size, patience, seed, logdir, tflite,

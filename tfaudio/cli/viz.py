@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import check_precision_runs, friendly_errors
+from tfaudio.cli.common import check_precision_runs, friendly_errors, precision_option
 from tfaudio.models.base import ModelUnavailable
 from tfaudio.outputs import check_writable
-from tfaudio.runtime import PRECISIONS
 
 _MODEL_HELP = "handcrafted, yamnet, vggish, wav2vec2, hub:<handle or folder>, hf:<id or folder>; repeat for several."
 # These two commands have always said which kind of failure a missing model is.
@@ -29,8 +28,7 @@ def _common(command):
                      help="Embedding cache (default: $TFAUDIO_HOME/embeddings)."),
         click.option("--thumbnail-seconds", default=10.0, show_default=True,
                      help="Seconds of each clip drawn as its log-mel thumbnail (and embedded as audio)."),
-        click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
-                     help="bfloat16: the networks run about 1.7-2x faster on CPUs with AVX512-BF16 / AMX."),
+        precision_option(),
     ]
     for option in reversed(options):
         command = option(command)
