@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# `make test` also installs the optional Beam extra, so CI runs the Beam pipeline's tests.
-BEAM_STAMP := $(VENV)/.installed-beam
+# `make test` also installs what only the tests need (the dev extra: librosa, pytest, selenium) and
+# the optional Beam extra, so CI runs the Beam pipeline's tests; `make demo` needs neither.
+TEST_STAMP := $(VENV)/.installed-test
 DEMO_OUT := reports/demo
 
 .PHONY: demo test clean browser
@@ -14,12 +15,12 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "tfaudio needs Python >= 3.10; set PYTHON=python3.x")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
 
-$(BEAM_STAMP): $(STAMP)
+$(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,beam]'
-	touch $(BEAM_STAMP)
+	touch $(TEST_STAMP)
 
 # The comparison on ESC-10: TFAUDIO_DATA when set, else fetched into the cache, else (offline)
 # a generated dataset, said so in the report. TFAUDIO_MODELS points at local weights.
@@ -36,7 +37,7 @@ browser:
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; } || \
 	  echo "could not install chromium; the browser checks will be skipped"
 
-test: $(BEAM_STAMP) browser
+test: $(TEST_STAMP) browser
 	$(BIN)/python -m pytest -q
 
 clean:

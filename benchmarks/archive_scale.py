@@ -145,7 +145,7 @@ def peak_rss_mb(command: list[str]) -> tuple[float, float]:
 _TAG = """
 import sys
 from tfaudio.models import registry
-from tfaudio.pipeline.tagging import score_file
+from tfaudio.models.yamnet.tagging import score_file
 model = registry.get("yamnet").loaded()
 for path in sys.argv[1:]:
     patches = sum(len(block) for block in score_file(path, model).blocks)

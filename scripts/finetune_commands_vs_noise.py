@@ -5,6 +5,7 @@ Run from the repository root (the defaults point at ../shared; MobileNetV2's wei
 KERAS_HOME, e.g. KERAS_HOME=../shared/models/keras):
 
     KERAS_HOME=../shared/models/keras .venv/bin/python scripts/finetune_commands_vs_noise.py
+    .venv/bin/python scripts/finetune_commands_vs_noise.py --epochs 2 --fine-tune-epochs 1   # a quick look
 
 Speech clips are named like Speech Commands' (`<word>_<speaker>_nohash_<n>.wav`), so the
 validation speakers are never heard in training; noise cuts are grouped in blocks of
@@ -14,6 +15,7 @@ consecutive cuts, so validation noise is not the continuation of a training cut.
 # ---------------------------------------------------------------------------- settings
 COMMANDS_DIR = "../shared/datasets/speech_commands/audio/commands"  # spoken words, any layout
 NOISE_DIR = "../shared/datasets/speech_commands/audio/noise"  # background-noise clips
+BACKBONE = "mobilenet_v2"  # ImageNet weights; "small_cnn" trains from scratch and needs none
 SAMPLE_RATE = 16000  # Hz the models run at (clips are resampled); fixed: the front end accepts only 16000
 DURATION = 1.0  # seconds per example (padded / trimmed)
 N_MELS = 128  # mel bands
@@ -31,23 +33,25 @@ LOGDIR = "runs/commands_vs_noise"  # TensorBoard, curves, metrics
 SEED = 0
 # ----------------------------------------------------------------------------
 
+import argparse  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from tfaudio.data.audio import AUDIO_EXTENSIONS
-from tfaudio.data.dataset import Clip, Dataset
-from tfaudio.train import FrontendConfig, TrainConfig, TrainingError, train  # noqa: E402
+from tfaudio.data.audio import AUDIO_EXTENSIONS  # noqa: E402
+from tfaudio.data.dataset import Clip, Dataset  # noqa: E402
+from tfaudio.errors import TfaudioError  # noqa: E402
+from tfaudio.training import BACKBONES, FrontendConfig, TrainConfig, train  # noqa: E402
 
 _SPEAKER = re.compile(r"^[^_]+_([0-9a-f]+)_nohash_\d+$")
 _CUT = re.compile(r"^(.*)_(\d+)$")
 
 
-def audio_files(folder: str) -> list[Path]:
-    root = Path(folder)
-    if not root.is_dir():
-        sys.exit(f"{root}: folder not found; set COMMANDS_DIR / NOISE_DIR at the top of {__file__}")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+def audio_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        sys.exit(f"{folder}: folder not found; set COMMANDS_DIR / NOISE_DIR at the top of {__file__} "
+                 "or pass --commands / --noise")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
 def group_of(path: Path, label: str) -> str:
@@ -59,32 +63,50 @@ def group_of(path: Path, label: str) -> str:
     return f"noise {match.group(1)} block {int(match.group(2)) // NOISE_BLOCK}" if match else f"file {path.stem}"
 
 
-def commands_vs_noise() -> Dataset:
+def commands_vs_noise(commands: Path, noise: Path) -> Dataset:
     clips = [
         Clip(path=path, label=label, group=group_of(path, label))
-        for label, folder in (("speech", COMMANDS_DIR), ("noise", NOISE_DIR))
+        for label, folder in (("speech", commands), ("noise", noise))
         for path in audio_files(folder)
     ]
-    return Dataset(root=Path("."), clips=tuple(clips), classes=("noise", "speech"), source=f"{COMMANDS_DIR} + {NOISE_DIR}")
+    return Dataset(root=Path("."), clips=tuple(clips), classes=("noise", "speech"), source=f"{commands} + {noise}")
 
 
-def main() -> None:
-    frontend = FrontendConfig(sample_rate=SAMPLE_RATE, num_mel_bins=N_MELS, window_length=FFT_WINDOW, hop_length=HOP_LENGTH)
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The settings above, each of which an option can override for one run."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--commands", type=Path, default=Path(COMMANDS_DIR),
+                        help=f"spoken words (default: {COMMANDS_DIR})")
+    parser.add_argument("--noise", type=Path, default=Path(NOISE_DIR), help=f"background noise (default: {NOISE_DIR})")
+    parser.add_argument("--backbone", choices=BACKBONES, default=BACKBONE, help=f"(default: {BACKBONE})")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"frozen-phase epochs (default: {EPOCHS})")
+    parser.add_argument("--fine-tune-epochs", type=int, default=FINE_TUNE_EPOCHS,
+                        help=f"fine-tuning epochs, 0 to skip (default: {FINE_TUNE_EPOCHS})")
+    parser.add_argument("--out", type=Path, default=Path(OUT), help=f"SavedModel export (default: {OUT})")
+    parser.add_argument("--logdir", type=Path, default=Path(LOGDIR), help=f"logs and curves (default: {LOGDIR})")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    frontend = FrontendConfig(sample_rate=SAMPLE_RATE, num_mel_bins=N_MELS, window_length=FFT_WINDOW,
+                              hop_length=HOP_LENGTH)
     config = TrainConfig(
-        backbone="mobilenet_v2", epochs=EPOCHS, lr=LEARNING_RATE, fine_tune_epochs=FINE_TUNE_EPOCHS,
-        fine_tune_lr=FINE_TUNE_LEARNING_RATE, unfreeze_last=UNFREEZE_LAST, batch_size=BATCH_SIZE, duration=DURATION,
-        split="group", frontend=frontend, seed=SEED,
+        backbone=args.backbone, epochs=args.epochs, learning_rate=LEARNING_RATE, fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_learning_rate=FINE_TUNE_LEARNING_RATE, unfreeze_last=UNFREEZE_LAST, batch_size=BATCH_SIZE,
+        duration=DURATION, split="group", frontend=frontend, seed=SEED,
     )
     try:
-        result = train(commands_vs_noise(), config, out=OUT, logdir=LOGDIR)
-    except TrainingError as err:
-        sys.exit(str(err))
+        result = train(commands_vs_noise(args.commands, args.noise), config, out=args.out, logdir=args.logdir)
+    except TfaudioError as err:  # bad data, weights unavailable: one message, not a traceback
+        sys.exit(f"error: {err}")
     m = result.metrics
-    print(f"validation ({result.split.how}): frozen MobileNetV2 {m['phase1_val_accuracy']:.2%}, "
-          f"after fine-tuning {m['accuracy']:.2%} ({'kept' if m['fine_tuning_kept'] else 'not kept'})")
-    print(f"exported to {result.export_dir}; try: tfaudio predict {OUT} some_clip.wav")
+    fine_tuning = "skipped" if args.fine_tune_epochs == 0 else "kept" if m["fine_tuning_kept"] else "not kept"
+    print(f"validation ({result.split.how}): frozen {args.backbone} {m['phase1_val_accuracy']:.2%}, "
+          f"after fine-tuning {m['accuracy']:.2%} (fine-tuning {fine_tuning})")
+    print(f"exported to {result.export_dir}; try: tfaudio predict {args.out} some_clip.wav")
     # The curves: loss and accuracy per epoch, the fine-tuning boundary dashed, and the confusion matrix.
-    print(f"curves: {Path(LOGDIR) / 'curves.png'} and {Path(LOGDIR) / 'curves.html'}")
+    print(f"curves: {result.logdir / 'curves.png'} and {result.logdir / 'curves.html'}")
 
 
 if __name__ == "__main__":

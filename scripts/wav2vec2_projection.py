@@ -8,6 +8,9 @@ Edit the settings below, then run:
     python scripts/wav2vec2_projection.py --model yamnet    # another representation
     python scripts/wav2vec2_projection.py --model yamnet --data ../shared/datasets/esc10
 
+The page is reports/<model>_projection.html under the current folder (wav2vec2_projection.html
+for the default model), titled with the model's name; --out writes it elsewhere.
+
 Wav2Vec2's weights come from the Hugging Face cache; where it cannot be had (offline, nothing
 cached) the script says so and where to put the files. MODEL_NAME = "yamnet" works offline with
 TFAUDIO_MODELS=../shared/models.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -57,7 +61,7 @@ USE_TSNE = True          # False: PCA, axes labelled with their explained varian
 PERPLEXITY = 5.0         # t-SNE; clamped (with a warning) to (clips - 1) / 3
 N_ITER = 1000            # t-SNE iterations
 SEED = 0
-OUT = REPO / "reports" / "wav2vec2_projection.html"
+OUT_DIR = Path("reports")  # the page: OUT_DIR / "<model>_projection.html"
 # -----------------------------------------------------------------------------------------
 
 
@@ -66,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=MODEL_NAME, help=f"representation (default: {MODEL_NAME})")
     parser.add_argument("--data", type=Path, help="a whole dataset folder / manifest instead of FILES")
     parser.add_argument("--pca", action="store_true", help="PCA instead of t-SNE")
-    parser.add_argument("--out", type=Path, default=OUT, help=f"page to write (default: {OUT})")
+    parser.add_argument("--out", type=Path, help=f"page to write (default: {OUT_DIR}/<model>_projection.html)")
     args = parser.parse_args(argv)
+    out = args.out or OUT_DIR / f"{file_stem(args.model)}_projection.html"
 
     import tfaudio
     from tfaudio.data.dataset import DatasetError
@@ -84,11 +89,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         data = [(label, ROOT / file) for label, file in FILES]
 
-    projection = ProjectionConfig(method="pca" if args.pca or not USE_TSNE else "tsne",
-                                  perplexity=PERPLEXITY, iterations=N_ITER, seed=SEED)
+    method = "pca" if args.pca or not USE_TSNE else "tsne"
+    projection = ProjectionConfig(method=method, perplexity=PERPLEXITY, iterations=N_ITER, seed=SEED)
+    title = f"{args.model} embeddings, {'PCA' if method == 'pca' else 't-SNE'}"
     try:
         # pooling="mean": the clip vector is the mean of the model's frame embeddings.
-        result = tfaudio.visualize(data, [args.model], args.out, projection=projection, pooling="mean")
+        result = tfaudio.visualize(data, [args.model], out, projection=projection, pooling="mean", title=title)
     except ModelUnavailable as err:
         print(f"{args.model} is unavailable: {err}", file=sys.stderr)
         print("Try another model, e.g. --model yamnet (with TFAUDIO_MODELS=../shared/models).", file=sys.stderr)
@@ -99,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     print(result.summary())
     print(f"wrote {result.path} ({result.clips} clips); open it in a browser and click a point to listen")
     return 0
+
+
+def file_stem(model: str) -> str:
+    """A file name part for a model name: "hf:facebook/hubert-base" -> "hf_facebook_hubert-base"."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("._") or "model"
 
 
 if __name__ == "__main__":

@@ -77,6 +77,20 @@ def run_cli(args, environment: dict, *, cwd: Path | None = None, timeout: int = 
     return result.returncode, out, err
 
 
+@pytest.fixture
+def offline_with_bands(tmp_path, monkeypatch):
+    """A comparison's test setting: its own TFAUDIO_HOME, no network, no shared weights or data,
+    and the test representation `BandEnergies` known to the registry as 'bands'."""
+    monkeypatch.setenv("TFAUDIO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TFAUDIO_OFFLINE", "1")
+    monkeypatch.delenv("TFAUDIO_MODELS", raising=False)
+    monkeypatch.delenv("TFAUDIO_DATA", raising=False)
+    from tfaudio.models import registry
+
+    real_get = registry.get
+    monkeypatch.setattr(registry, "get", lambda name, **kw: BandEnergies() if name == "bands" else real_get(name, **kw))
+
+
 class BandEnergies(Representation):
     """A representation without TensorFlow, for tests: log energy in `dim` equal FFT bands of
     consecutive `frame`-sample frames, float32 [batch, frames, dim] (the top bins left over

@@ -4,24 +4,19 @@ export, the CLI and its figures; on ESC-10 when ../shared is present."""
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 from conftest import shared_path
+from helpers import TINY_AUTOENCODER as TINY
+from helpers import TINY_AUTOENCODER_ARGS as TINY_ARGS
+from helpers import cli
+from helpers import noisy_tone as tone
 
-from tfaudio.cli.main import main
 from tfaudio.models.autoencoder.config import AutoencoderConfig, AutoencoderError
-
-# Small enough to train in a couple of seconds on 80 one-second clips.
-TINY = AutoencoderConfig(patch_frames=32, num_mel_bins=32, filters=(8, 16), latent=16, epochs=3, batch_size=16)
-TINY_ARGS = ("--patch-frames", "32", "--latent", "16", "--epochs", "3", "--batch-size", "16")
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +51,6 @@ def saved(synth_data, tmp_path_factory):
                  "--examples-per-class", "1", *TINY_ARGS)
     assert result.exit_code == 0, result.output
     return root, result.output
-
-
-def tone(seconds: float, freq: float = 440.0, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * 16000)) / 16000
-    return (0.4 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------- configuration
@@ -132,6 +121,50 @@ def test_training_lowers_the_validation_error_and_keeps_the_best_epoch(trained):
     assert 0 < trained.val_drop < 1
     # 8 of 80 clips held out, stratified: two per class.
     assert len(trained.val_clips) == 8 and not set(trained.val_clips) & set(trained.train_clips)
+
+
+def test_training_records_the_clips_it_learned_from(ae, dataset, trained, tmp_path):
+    from tfaudio.assets import sha256_of
+    from tfaudio.models import registry
+
+    # Every decoded clip: the validation clips chose the epoch kept, so they shaped the weights too.
+    assert trained.trained_on == tuple(sorted(sha256_of(c.path) for c in dataset.clips))
+    assert trained.representation().trained_on == frozenset(trained.trained_on)
+    folder = ae.save(trained, tmp_path / "model")
+    assert json.loads((folder / "autoencoder.json").read_text())["trained_on_sha256"] == list(trained.trained_on)
+    assert registry.get(f"autoencoder:{folder}").trained_on == frozenset(trained.trained_on)
+    assert ae.load_representation(folder).trained_on == frozenset(trained.trained_on)
+    part = ae.train(dataset, np.flatnonzero(dataset.folds == 3), TINY)
+    assert part.trained_on == tuple(sorted(sha256_of(dataset.clips[i].path) for i in np.flatnonzero(dataset.folds == 3)))
+
+
+def test_models_of_one_config_share_one_traced_graph(ae, caplog):
+    """A comparison loads one model per split: each used to trace its own graph, and from the
+    fifth TensorFlow logged its retracing warning. Now one trace serves every model of a config,
+    and each still computes with its own weights."""
+    import logging
+
+    import keras
+    import tensorflow as tf
+
+    config = AutoencoderConfig(**{**TINY.to_dict(), "latent": 12})  # a config no other test traces
+    batch, lengths = np.stack([tone(1.3), tone(1.3, 2500.0)]), np.array([20800, 9000])
+    encode, reconstruct = ae._graphs(config, "float32")
+    outputs = []
+    with caplog.at_level(logging.WARNING):
+        for seed in range(6):
+            keras.utils.set_random_seed(seed)
+            model = ae.Autoencoder(config)
+            latent, mask = model.encode(batch, lengths)
+            own, own_mask = model._encode(tf.constant(batch), tf.constant(lengths, tf.int32))  # its own weights, eager
+            np.testing.assert_allclose(latent, own.numpy(), atol=1e-5)
+            assert mask.tolist() == own_mask.numpy().tolist()
+            spectrogram, rebuilt, _ = model.reconstruct(batch, lengths)
+            assert rebuilt.shape == spectrogram.shape
+            outputs.append(latent)
+    assert encode.experimental_get_tracing_count() == 1 and reconstruct.experimental_get_tracing_count() == 1
+    assert np.abs(outputs[0] - outputs[1]).max() > 1e-3  # other weights, other vectors: nothing shared but the graph
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
 
 
 def test_same_seed_same_embeddings(ae, dataset, trained):
@@ -264,6 +297,14 @@ def test_saved_model_loads_through_the_registry_with_a_weights_digest(ae, saved,
 def test_cli_train_writes_weights_logs_and_figures(saved):
     root, output = saved
     assert "validation masked MSE" in output and "autoencoder:" in output
+    # Each state of the epochs bar shows the losses of the epoch it counts, not the one before.
+    history = json.loads((root / "model" / "autoencoder.json").read_text())["history"]
+    states = [line for line in re.split(r"[\r\n]", output) if line.startswith("training:") and "mse=" in line]
+    assert states
+    for line in states:
+        epoch = int(re.search(r"\| (\d+)/3 \[", line).group(1))
+        assert f"mse={history['masked_mse'][epoch - 1]:.4f}" in line, line
+        assert f"val={history['val_masked_mse'][epoch - 1]:.4f}" in line, line
     figures = root / "model" / "figures"
     for name in ("reconstructions.png", "class_error.png", "loss.png"):
         assert (figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

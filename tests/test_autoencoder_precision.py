@@ -8,7 +8,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_autoencoder import TINY, TINY_ARGS, cli, tone
+from helpers import TINY_AUTOENCODER as TINY
+from helpers import TINY_AUTOENCODER_ARGS as TINY_ARGS
+from helpers import cli
+from helpers import noisy_tone as tone
 
 from tfaudio.models.autoencoder.config import AutoencoderConfig, AutoencoderError, autoencoder_identity
 from tfaudio.runtime import Hardware

@@ -29,7 +29,7 @@ LONG_SECONDS = 10.0
 def weights(tmp_path_factory) -> Path:
     """yamnet.h5 of random (He-scaled) weights, in the layout of Google's file, for workers to load."""
     import keras
-    from test_yamnet import randomize, write_legacy_h5
+    from helpers import randomize, write_legacy_h5
 
     from tfaudio.models.yamnet import model as Y
 
@@ -184,3 +184,34 @@ def test_listing_on_beam_filesystems_gives_the_local_rows(archive):
     in_folders = sorted((c.file, c.label) for c in local if "/" in c.file)
     assert sorted((c.file, c.label) for c in by_folders) == in_folders and len(in_folders) == 40
     assert sorted(Path(p.path).name for p in ignored) == ["corrupt.wav", "long.wav", "long_resampled.wav"]
+
+
+def test_the_entry_point_runs_beam_in_any_format_and_resumes_from_it(archive, tmp_path):
+    """`run_embedding` (what `tfaudio embed --runner direct` calls) on the hand-crafted baseline,
+    whose long clips need a clip state: TFRecord shards with the local runner's vectors, and a
+    second run reads them back instead of computing (resume reads every output format)."""
+    from tfaudio.pipeline.local import EmbedConfig
+    from tfaudio.pipeline.run import RunSettings, run_embedding
+
+    config = EmbedConfig(window_seconds=WINDOW_SECONDS)
+    beam = RunSettings(runner="direct", num_workers=2, file_format="tfrecord")
+    (first,) = run_embedding(archive, ["handcrafted"], tmp_path / "beam", config, beam)
+    assert (first.runner, first.clips, first.computed, first.cached) == ("direct", 42, 42, 0)
+    assert [Path(p.path).name for p in first.skipped] == ["corrupt.wav"]
+    assert sorted(p.suffix for p in Path(first.output).glob("part-*")) == [".tfrecord"] * len(
+        list(Path(first.output).glob("part-*")))
+    (local,) = run_embedding(archive, ["handcrafted"], tmp_path / "local", config,
+                             RunSettings(file_format="shards", store=str(tmp_path / "store")))
+    on_beam, here = read_output(Path(first.output)), read_output(Path(local.output))
+    assert set(on_beam) == set(here) and len(here) == 42
+    for file, vector in here.items():
+        if file == "long_resampled.wav":
+            # Windows read by seeking vs one streaming pass: soxr's ~1e-7 on samples, which the
+            # spectral contrast's per-band quantiles turn into up to ~0.3 % on a few statistics.
+            np.testing.assert_allclose(on_beam[file], vector, rtol=1e-2, atol=1e-4, err_msg=file)
+        else:
+            np.testing.assert_array_equal(on_beam[file], vector, err_msg=file)
+    (again,) = run_embedding(archive, ["handcrafted"], tmp_path / "beam", config, beam)
+    assert (again.clips, again.cached, again.computed) == (42, 42, 0)
+    for file, vector in read_output(Path(again.output)).items():
+        np.testing.assert_array_equal(vector, on_beam[file], err_msg=file)

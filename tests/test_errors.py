@@ -60,6 +60,11 @@ def test_the_walk_finds_the_known_errors():
 def test_every_tfaudio_exception_is_a_tfaudio_error(module, name):
     cls = getattr(importlib.import_module(module), name, None)
     assert cls is not None, f"{module}.{name} is not defined at module level, so callers cannot catch it by name"
+    if cls.__bases__ == (BaseException,):
+        # Control flow, like KeyboardInterrupt (the console entry's Ctrl-C): never an error shown
+        # to a user, and deliberately outside Exception so no `except Exception` swallows it.
+        assert not issubclass(cls, Exception)
+        return
     assert issubclass(cls, TfaudioError), f"{module}.{name} must derive from tfaudio.errors.TfaudioError"
 
 

@@ -82,7 +82,7 @@ def writer_commands(data: Path, target: Path, tmp_path: Path) -> dict[str, tuple
         "autoencoder train": (["autoencoder", "train", data, "--out"], "ae", []),
         "autoencoder export": (["autoencoder", "export", tmp_path / "no-model", "--out"], "encoder", []),
         "visualize": (["visualize", data, "--model", "handcrafted", "--out"], "page.html", []),
-        "projector": (["projector", data, "--model", "handcrafted", "--logdir"], "projector", []),
+        "projector": (["projector", data, "--model", "handcrafted", "--out"], "projector", []),
         "datasets synth": (["datasets", "synth"], "synth", []),
     }
     return {name: ([*head, target / output, *tail], target / output) for name, (head, output, tail) in cases.items()}
@@ -328,8 +328,8 @@ def test_a_second_train_run_gets_its_own_folder(synth_data, tmp_path, monkeypatc
     assert {"history.csv", "metrics.json", "curves.html", "curves.png", "checkpoints/phase1_best.weights.h5"} <= set(before)
 
     # The same command again, as a user reruns it: the default --logdir is runs/<backbone>.
-    code, out, err = cli("train", synth_data, "--epochs", "3", "--fine-tune-epochs", "0", "--batch-size", "16",
-                         home=tmp_path / "home", cwd=tmp_path)
+    code, out, err = cli("train", synth_data, "--backbone", "small_cnn", "--epochs", "3", "--fine-tune-epochs", "0",
+                         "--batch-size", "16", home=tmp_path / "home", cwd=tmp_path)
 
     assert code == 0, err
     assert f"curves: {Path('runs') / 'small_cnn-2' / 'curves.html'}" in out
@@ -499,7 +499,7 @@ def bad_inputs(tmp_path: Path, data: Path) -> dict[str, tuple[list, int, str]]:
                                      "unknown representation 'nosuch'"),
         "visualize: bad suffix": (["visualize", data, "--model", "handcrafted", "--out", tmp_path / "v.txt"], 2,
                                   "must end in .html"),
-        "projector: missing path": (["projector", missing, "--model", "handcrafted", "--logdir", tmp_path / "p"], 1,
+        "projector: missing path": (["projector", missing, "--model", "handcrafted", "--out", tmp_path / "p"], 1,
                                     "no such file or folder"),
         "autoencoder export: not a model": (["autoencoder", "export", empty, "--out", tmp_path / "x"], 1,
                                             "not a saved autoencoder"),

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import SHARED
-from test_vggish import random_checkpoint
-from test_yamnet import chirp, randomize
+from helpers import chirp, random_checkpoint, randomize
 
 from tfaudio.models import hub as H
 from tfaudio.models.vggish import model as V

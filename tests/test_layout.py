@@ -19,6 +19,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "tfaudio"
 ROOT = PACKAGE.name
 MAX_LINES = 500
+#: A function longer than this says why in a comment starting with LONG_REASON.
+MAX_FUNCTION_LINES = 80
+LONG_REASON = "# Long on purpose:"
 
 # Layers, lowest first: a module may import its own package, anything in a lower layer, and,
 # within the foundation only, its neighbours (cycles are caught separately). The foundation is
@@ -334,6 +337,39 @@ def test_no_module_over_500_lines():
         f"modules over {MAX_LINES} lines",
         "Split each along its concepts (one concept per module), e.g. move a class and its helpers "
         "into a module of its own.",
+    )
+
+
+def test_tensorflow_and_keras_come_through_the_quiet_import():
+    """`import tensorflow` / `import keras` anywhere but tfaudio.quiet would print TensorFlow's
+    start-up noise whenever that module happens to be the first to load it (the Python API's
+    first embedding, a notebook cell); `from tfaudio.quiet import tf, keras` never does."""
+    problems = [
+        f"  {MODULES[module].relative_to(PACKAGE.parent)}:{line} imports {name}"
+        for module in MODULES if module != f"{ROOT}.quiet"
+        for name, line in imported_names(module) if name in ("tensorflow", "keras")
+    ]
+    fail_if(problems, "modules importing TensorFlow or Keras directly",
+            "Write `from tfaudio.quiet import tf` (or `keras`) instead.")
+
+
+def test_long_functions_say_why():
+    """A function over MAX_FUNCTION_LINES lines is split by phase, or its body says why it is not."""
+    problems = []
+    for path in MODULES.values():
+        source = path.read_text(encoding="utf8")
+        lines = source.splitlines()
+        for node in ast.walk(ast.parse(source)):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            length = node.end_lineno - node.lineno + 1
+            body = lines[node.lineno - 1:node.end_lineno]
+            if length > MAX_FUNCTION_LINES and not any(line.strip().startswith(LONG_REASON) for line in body):
+                problems.append(f"  {path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name}: {length} lines")
+    fail_if(
+        problems,
+        f"functions over {MAX_FUNCTION_LINES} lines with no `{LONG_REASON}` comment",
+        "Split each by phase into functions that do one job, or say in that comment why it must stay whole.",
     )
 
 

@@ -139,7 +139,7 @@ def test_a_long_clip_in_windows_gives_the_whole_clips_frames_and_vector(tmp_path
 def test_features_and_tag_read_long_files_in_windows_with_the_whole_files_numbers(tmp_path):
     from tfaudio.models.handcrafted.extract import ExtractConfig, extract
     from tfaudio.models.yamnet.model import YamnetRepresentation
-    from tfaudio.pipeline.tagging import score_file
+    from tfaudio.models.yamnet.tagging import score_file
 
     path = write(tmp_path / "data" / "a" / "long.wav", tone(21.7, 22050, silence=(2.0, 4.5)), 22050)
     data = load_dataset(tmp_path / "data")
@@ -306,7 +306,7 @@ def test_sharded_output_reads_back_as_the_table_and_knows_when_it_is_current(syn
 
     assert current_output(folder, plan_embedding(data, model, config)) == []
     # today's single file is read the same way
-    table.write_parquet(tmp_path / "single.parquet")
+    table.write(tmp_path / "single.parquet")
     assert len(read_embeddings(tmp_path / "single.parquet")) == 80
 
 
@@ -324,6 +324,84 @@ def test_frame_rows_carry_their_start_time_and_tfrecords_are_examples(synth_data
     records = list(tf.data.TFRecordDataset([str(p) for p in sorted(folder.glob("part-*.tfrecord"))]))
     example = tf.train.Example.FromString(records[0].numpy())
     assert len(records) == 80 and len(example.features.feature["embedding"].float_list.value) == 3
+
+
+def test_every_format_reads_back_what_it_wrote_and_resumes_from_it(synth_data, tmp_path):
+    """One table of formats: what the writers write, `read_embeddings` and the Beam runner's resume
+    read back, in every format (TFRecord included)."""
+    from tfaudio.pipeline import beam_io
+    from tfaudio.pipeline.local import plan_embedding
+    from tfaudio.store.formats import FORMATS, format_of
+
+    data, model = load_dataset(synth_data), Blocks()
+    store = EmbeddingStore(tmp_path / "s")
+    for pooling in ("mean+std", FRAMES):
+        config = EmbedConfig(pooling=pooling)
+        read = {}
+        for name, fmt in FORMATS.items():
+            folder, _ = embed_to_folder(data, model, tmp_path / name, store, config, file_format=name, shard_bytes=512)
+            manifest = json.loads((folder / "_manifest.json").read_text())
+            assert len(manifest["shards"]) > 1 and manifest["file_format"] == name
+            assert all(format_of(folder / s["name"]).suffix == fmt.suffix for s in manifest["shards"])
+            frame = read_embeddings(folder).sort_values(["file", *(["frame"] if pooling == FRAMES else [])])
+            read[name] = frame.reset_index(drop=True)
+            assert sum(b.num_rows for b in read_embeddings(folder, batches=True)) == len(frame)
+            # resuming (the Beam runner's earlier output) finds every clip's vector in any format
+            key = plan_embedding(data, model, config).key
+            sources = beam_io.earlier_sources(str(folder), [], key)
+            assert len(sources) == 80
+            shard = sources[frame["audio_sha256"].iloc[-1]]
+            digests = {digest for digest, source in sources.items() if source == shard}
+            vectors = beam_io.read_shard_vectors(shard, digests, pooling)
+            assert set(vectors) == digests
+            columns = [c for c in frame.columns if c.startswith("e")]
+            for digest, rows in frame[frame["audio_sha256"].isin(digests)].groupby("audio_sha256"):
+                np.testing.assert_array_equal(np.atleast_2d(vectors[digest]), rows[columns].to_numpy(np.float32))
+        for name in FORMATS:
+            pd.testing.assert_frame_equal(read[name], read["parquet"], check_dtype=False)
+        assert read["parquet"]["group"].isna().all() == read["tfrecord"]["group"].isna().all()
+
+
+def test_run_embedding_chooses_the_layout_and_the_runner_in_one_place(synth_data, tmp_path):
+    from tfaudio.pipeline.run import RunSettings, RunSettingsError, run_embedding
+
+    outputs = {}
+    for fmt in ("parquet", "shards", "tfrecord"):
+        (summary,) = run_embedding(synth_data, ["handcrafted"], tmp_path / fmt, settings=RunSettings(
+            file_format=fmt, store=str(tmp_path / "store")))
+        assert (summary.clips, summary.runner, summary.up_to_date) == (80, "local", False)
+        outputs[fmt] = Path(summary.output)
+        (again,) = run_embedding(synth_data, ["handcrafted"], tmp_path / fmt, settings=RunSettings(
+            file_format=fmt, store=str(tmp_path / "store")))
+        assert again.up_to_date and again.output == summary.output and again.clips == 80
+    assert outputs["parquet"] == tmp_path / "parquet" / "handcrafted.parquet" and outputs["parquet"].is_file()
+    assert (outputs["shards"] / "part-00000.parquet").is_file()
+    assert (outputs["tfrecord"] / "part-00000.tfrecord").is_file()
+    frames = [read_embeddings(path).sort_values("file").reset_index(drop=True) for path in outputs.values()]
+    for frame in frames[1:]:
+        columns = [c for c in frame.columns if c.startswith("e")]
+        np.testing.assert_array_equal(frame[columns].to_numpy(), frames[0][columns].to_numpy())
+    with pytest.raises(RunSettingsError, match="--strict applies to the local runner"):
+        next(run_embedding(synth_data, ["handcrafted"], tmp_path / "beam", EmbedConfig(strict=True),
+                           RunSettings(runner="direct")))
+    with pytest.raises(ValueError, match="unknown output format 'csv'; choose one of parquet, shards, tfrecord"):
+        next(run_embedding(synth_data, ["handcrafted"], tmp_path / "csv", settings=RunSettings(file_format="csv")))
+    assert not (tmp_path / "beam").exists() and not (tmp_path / "csv").exists()
+
+
+def test_the_pipeline_names_no_model():
+    """A model is its own folder plus a registry line: the pipeline knows models only through
+    the Representation interface, so no model is named anywhere in it (comments included)."""
+    import tfaudio.pipeline
+    from tfaudio.models import registry
+
+    words = {spelling.split(":")[0].lower() for spelling, _ in registry.model_kinds()}
+    words |= {"hub:", "hf:", "hand-crafted", "hugging face", "tf-hub"}
+    assert {"handcrafted", "yamnet", "vggish", "wav2vec2", "autoencoder"} <= words
+    for path in Path(tfaudio.pipeline.__file__).parent.glob("*.py"):
+        text = path.read_text().lower()
+        named = sorted(word for word in words if word in text)
+        assert not named, f"{path.name} names {named}: say it through the Representation interface instead"
 
 
 # -- nothing lost, nothing wrong cached ----------------------------------------------------------------

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import padded_batch, shared_path
-from test_vggish import random_checkpoint
-from test_wav2vec2 import TINY
-from test_yamnet import chirp, randomize
+from helpers import TINY_WAV2VEC2 as TINY
+from helpers import chirp, random_checkpoint, randomize
 
 from tfaudio.models.base import FrameEmbeddings, LearnedRepresentation, Representation, pool
 from tfaudio.models.precision import Bfloat16, LearnedBfloat16, with_precision

@@ -111,13 +111,28 @@ def test_cli_projector_prints_the_tensorboard_command(synth_data, viz_store, tmp
     from tfaudio.cli.main import main
 
     logdir = tmp_path / "runs" / "synth"
-    args = ["projector", str(synth_data), "--model", "handcrafted", "--logdir", str(logdir), "--store", str(viz_store)]
+    args = ["projector", str(synth_data), "--model", "handcrafted", "--out", str(logdir), "--store", str(viz_store)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert f"tensorboard --logdir {logdir}" in result.stdout and "handcrafted 80x104" in result.stdout
     assert (logdir / "metadata.tsv").read_text().count("\n") == 81
-    bad = CliRunner().invoke(main, ["projector", str(tmp_path / "missing"), "--model", "handcrafted", "--logdir", str(logdir)])
+    assert "note:" not in result.stderr
+    bad = CliRunner().invoke(main, ["projector", str(tmp_path / "missing"), "--model", "handcrafted", "--out", str(logdir)])
     assert bad.exit_code == 1 and "Traceback" not in bad.output and "missing" in bad.output
+
+
+def test_cli_projector_old_logdir_spelling_still_works_with_a_note(synth_data, viz_store, tmp_path):
+    from tfaudio.cli.main import main
+
+    out = tmp_path / "old"
+    args = ["projector", str(synth_data), "--model", "handcrafted", "--logdir", str(out), "--store", str(viz_store)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == "note: --logdir is now --out (the old spelling still works)"
+    assert (out / "metadata.tsv").is_file() and f"wrote {out}:" in result.stdout
+    neither = CliRunner().invoke(main, ["projector", str(synth_data), "--model", "handcrafted"])
+    assert neither.exit_code == 2 and "Missing option '--out'" in neither.output
+    assert "--logdir" not in CliRunner().invoke(main, ["projector", "--help"]).output  # the old spelling is hidden
 
 
 # ------------------------------------------------------------------------- real TensorBoard

@@ -4,7 +4,9 @@ Each entry is built through `registry.get` from weights the tests make (random o
 in a few seconds), never downloaded: a YAMNet h5 in Google's layout, a VGGish TF1 checkpoint
 with the official variable names, tiny Wav2Vec2 models saved with save_pretrained (group norm
 for `wav2vec2`, layer norm with attention masks for `hf:`), a tiny TF-Hub SavedModel and a tiny
-autoencoder trained on the synthetic clips. The contract:
+autoencoder trained on the synthetic clips; and `ripple`, a model that exists only in this file
+and registers itself in one line, which shows that a new model needs no change anywhere else.
+The contract:
 
 * batch invariance: a clip's frames are the same alone and padded in a batch beside a longer
   clip, whatever the padding holds (zeros where a backend documents zero-padded input only),
@@ -14,7 +16,11 @@ autoencoder trained on the synthetic clips. The contract:
   pooling of `frames`;
 * identity: equal for the same weights and settings, JSON-ready, the same before and after a
   lazy representation loads its network, and different once the weights change in place;
-* bad input: wrong rank, lengths of the wrong size or out of range -> ValueError naming it.
+* bad input: wrong rank, lengths of the wrong size or out of range -> ValueError naming it;
+* windows: a long clip embedded by the pipeline in the windows of the declared
+  `window_geometry` (with the clip state where it declares one) gives the whole clip's frames,
+  and the geometry is known before a lazy representation builds its network; a representation
+  without one is never cut.
 
 Backend-specific behaviour (parity with reference implementations, windows, weight loading)
 stays in the per-backend test files.
@@ -22,6 +28,7 @@ stays in the per-backend test files.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Callable
@@ -32,12 +39,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_vggish import random_checkpoint, write_v1_checkpoint
-from test_wav2vec2 import TINY as TINY_WAV2VEC2
-from test_yamnet import randomize, write_legacy_h5
+from helpers import TINY_WAV2VEC2, random_checkpoint, randomize, write_legacy_h5, write_v1_checkpoint
 
+from tfaudio.data.windows import WindowGeometry, iter_clip_windows
 from tfaudio.models import registry
-from tfaudio.models.base import POOLING, FrameEmbeddings, LazyRepresentation, Representation, pool
+from tfaudio.models.base import POOLING, FrameEmbeddings, LazyRepresentation, Representation, check_batch, pool
+from tfaudio.models.card import ModelCard, ModelEntry, no_weights
 from tfaudio.models.vggish.model import CHECKPOINT_VARIABLES
 
 SR = 16000
@@ -69,6 +76,59 @@ def padded_batch(junk: bool) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     for row, clip in zip(batch, clips):
         row[: len(clip)] = clip
     return batch, lengths, clips
+
+
+# ------------------------------------------------------------------ a model defined only here
+
+
+class Ripple(Representation):
+    """A new model, as a user would add one: frame t is the mean, RMS and largest magnitude of
+    samples [160 t, 160 t + 480), each divided by the largest magnitude in the whole clip. That
+    divisor is a clip state: a window of a long clip must be given it (`clip_state`) to give
+    the whole clip's frames, as the hand-crafted baseline needs its loudest frame."""
+
+    name = "ripple"
+    sample_rate = SR
+    frame_hop_seconds = 160 / SR
+    dim = 3
+    window_geometry = dataclasses.replace(WindowGeometry.patches(160, 480), clip_state=True)
+
+    def frames(self, waveforms, lengths) -> FrameEmbeddings:
+        return self.window_frames(waveforms, lengths, [None] * len(np.asarray(waveforms)))
+
+    def window_frames(self, waveforms, lengths, states) -> FrameEmbeddings:
+        waveforms, lengths = check_batch(waveforms, lengths)
+        waveforms = np.where(np.arange(waveforms.shape[1]) < lengths[:, None], waveforms, 0.0)  # padding is not audio
+        own = np.abs(waveforms).max(axis=1, initial=0.0)
+        divisor = np.array([o if s is None else s for o, s in zip(own, states)], np.float64)
+        count = max(1, 1 + (waveforms.shape[1] - 480) // 160)
+        index = np.arange(count)[:, None] * 160 + np.arange(480)[None, :]
+        blocks = np.pad(waveforms, [(0, 0), (0, max(0, index.max() + 1 - waveforms.shape[1]))])[:, index]
+        values = np.stack([blocks.mean(-1), np.sqrt((blocks**2).mean(-1)), np.abs(blocks).max(-1)], axis=-1)
+        values = values / np.maximum(divisor, 1e-9)[:, None, None]
+        valid = np.where(lengths > 0, np.maximum(1, 1 + (lengths - 480) // 160), 0)
+        return FrameEmbeddings(values.astype(np.float32), np.arange(count)[None, :] < valid[:, None])
+
+    def clip_state(self, windows) -> float:
+        return max(float(np.abs(samples).max(initial=0.0)) for _, samples in iter_clip_windows(windows))
+
+    def identity(self) -> dict:
+        return {"model": self.name, "version": 1}
+
+
+RIPPLE = ModelEntry(
+    ModelCard("ripple", 3, SR, "none (computed)", "test-only: block statistics over the clip's peak", "nothing",
+              0.03, 0.01, "hand-crafted"),
+    no_weights("ripple"),
+    lambda source: Ripple(),
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ripple_registered():
+    registry.register(RIPPLE)  # all a new model needs besides its own code
+    yield
+    registry.unregister(RIPPLE.name)
 
 
 # ---------------------------------------------------------------------------- test-built weights
@@ -191,6 +251,7 @@ def entries(tmp_path_factory, synth_data) -> dict[str, Entry]:
 
     writers = {
         "handcrafted": lambda folder, seed: ("handcrafted", None),
+        "ripple": lambda folder, seed: ("ripple", None),
         "yamnet": yamnet,
         "vggish": vggish,
         "wav2vec2": wav2vec2,
@@ -204,7 +265,9 @@ def entries(tmp_path_factory, synth_data) -> dict[str, Entry]:
     }
 
 
-NAMES = ("handcrafted", "yamnet", "vggish", "wav2vec2", "hf:", "hub:", "autoencoder:")
+NAMES = ("handcrafted", "yamnet", "vggish", "wav2vec2", "hf:", "hub:", "autoencoder:", "ripple")
+#: Entries computed from formulas: no weights to change.
+WITHOUT_WEIGHTS = ("handcrafted", "ripple")
 
 
 @dataclass(frozen=True)
@@ -313,7 +376,8 @@ def test_identity_is_stable_and_json_ready(built):
         assert rep.loaded().identity() == identity
 
 
-@pytest.mark.parametrize("name", [name for name in NAMES if name != "handcrafted"], ids=lambda name: name.rstrip(":"))
+@pytest.mark.parametrize("name", [name for name in NAMES if name not in WITHOUT_WEIGHTS],
+                         ids=lambda name: name.rstrip(":"))
 def test_changed_weights_change_the_identity(entries, name, tmp_path):
     """Weights rewritten in the same place (a refilled cache, a retrained model folder) must
     never be taken for the old ones: the identity follows the content, not the path."""
@@ -346,3 +410,62 @@ def test_bad_input_is_a_value_error_naming_the_problem(built):
         rep.frames(np.zeros((1, 1600), np.float32), np.array([-1], np.int32))
     with pytest.raises(ValueError, match=r"batch, samples"):
         rep.embed(np.zeros((1, 2, 1600), np.float32), np.array([1600], np.int32))
+
+
+# ------------------------------------------------------------------------------------- windows
+
+
+def long_clip(path: Path) -> Path:
+    """25 s at 16 kHz: a quiet sweep, a loud burst in its second second and one second of digital
+    silence at 13 s, so a window's own loudness is not the clip's (a clip state must matter)."""
+    import soundfile as sf
+
+    wave = 0.1 * sweep(25 * SR, 3)
+    wave[SR : 2 * SR] *= 8.0
+    wave[13 * SR : 14 * SR] = 0.0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, wave, SR, subtype="FLOAT")
+    return path
+
+
+def test_window_geometry_is_known_before_the_network_is_built(built):
+    fresh = built.again()
+    geometry = fresh.window_geometry
+    assert geometry is None or isinstance(geometry, WindowGeometry)
+    if isinstance(fresh, LazyRepresentation):
+        assert fresh._model is None, "reading the window geometry built the network"
+        assert fresh.loaded().window_geometry == geometry
+
+
+def test_a_long_clip_in_windows_gives_the_whole_clips_frames(built, tmp_path):
+    """What a representation declares is what the pipeline does with it: no model is named there."""
+    from tfaudio.data.dataset import load_dataset
+    from tfaudio.data.windows import read_window
+    from tfaudio.pipeline.local import EmbedConfig, embed_dataset
+    from tfaudio.pipeline.units import plan_clip, prepare_windows
+    from tfaudio.store import FRAMES, EmbeddingStore
+
+    rep = built.representation
+    path = long_clip(tmp_path / "data" / "a" / "long.wav")
+    windows = prepare_windows(rep, plan_clip(str(path), rep, window_seconds=4.0))
+    if rep.window_geometry is None:  # it cannot be cut exactly: never cut
+        assert len(windows) == 1 and windows[0].whole and windows[0].clip_state is None
+        return
+    assert len(windows) >= 3 and all(w.start % rep.window_geometry.step == 0 for w in windows)
+    if rep.window_geometry.clip_state:
+        assert len({w.clip_state for w in windows}) == 1 and windows[0].clip_state is not None
+        quiet = next(w for w in windows if w.start <= 13.5 * SR < w.start + w.length)  # no burst, some silence
+        samples = read_window(quiet)[np.newaxis]
+        length = np.array([samples.shape[1]], np.int32)
+        own, given = (rep.window_frames(samples, length, [state]) for state in (None, quiet.clip_state))
+        assert not np.allclose(own.embeddings, given.embeddings), "the clip state changes nothing: a vacuous test"
+    data = load_dataset(tmp_path / "data")
+    frames = {
+        seconds: embed_dataset(data, rep, EmbeddingStore(tmp_path / f"store-{seconds}"),
+                               EmbedConfig(pooling=FRAMES, window_seconds=seconds)).vectors[0]
+        for seconds in (4.0, 1000.0)
+    }
+    windowed, whole = frames[4.0], frames[1000.0]
+    assert windowed.shape == whole.shape
+    scale = np.maximum(np.abs(whole).max(axis=0, keepdims=True), 1e-30)  # each column's own magnitude
+    np.testing.assert_array_less(np.abs(windowed - whole) / scale, 1e-5)

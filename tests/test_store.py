@@ -118,7 +118,7 @@ def test_frames_are_stored_with_their_shapes(synth_data, tmp_path):
     again = embed_dataset(ds, Counting(), store, EmbedConfig(pooling=FRAMES))
     assert again.stats.cached == 80
     assert all(np.array_equal(a, b) for a, b in zip(table.vectors, again.vectors))
-    table.write_parquet(tmp_path / "frames.parquet")
+    table.write(tmp_path / "frames.parquet")
     back = pd.read_parquet(tmp_path / "frames.parquet")
     assert list(back["frames"]) == [160] * 80
     np.testing.assert_array_equal(np.asarray(back["vector"][3]).reshape(160, 2), table.vectors[3])
@@ -127,7 +127,7 @@ def test_frames_are_stored_with_their_shapes(synth_data, tmp_path):
 def test_pooled_table_round_trips_through_parquet(synth_data, tmp_path):
     ds = load_dataset(synth_data)
     table = embed_dataset(ds, Counting(), EmbeddingStore(tmp_path / "s"), EmbedConfig(pooling="mean+std"))
-    table.write_parquet(tmp_path / "t.parquet")
+    table.write(tmp_path / "t.parquet")
     back = pd.read_parquet(tmp_path / "t.parquet")
     assert list(back.columns) == ["file", "label", "fold", "group", "e0000", "e0001", "e0002", "e0003"]
     assert back["group"].isna().all()  # the synthetic manifest has no groups
@@ -262,3 +262,47 @@ def test_model_cards_are_the_models_own_facts(monkeypatch):
     card = cards["yamnet"]
     assert (out.embeddings.shape[-1], yamnet.sample_rate, yamnet.frame_hop_seconds) == (
         card.dim, card.sample_rate, card.hop_seconds) == (1024, 16000, 0.48)
+
+
+def test_model_kinds_name_every_spelling_and_the_commands_list_them(monkeypatch, tmp_path):
+    """`--model` help and `tfaudio models` come from the registry's list, autoencoder:PATH included."""
+    from tfaudio.store.formats import FORMATS
+
+    monkeypatch.setenv("TFAUDIO_OFFLINE", "1")
+    monkeypatch.setenv("TFAUDIO_HOME", str(tmp_path))
+    kinds = dict(registry.model_kinds())
+    assert list(kinds)[: len(registry.names())] == registry.names()
+    assert {"autoencoder", "autoencoder:PATH", "hub:HANDLE", "hf:NAME"} <= set(kinds)
+    assert all(text and "\n" not in text for text in kinds.values())
+    assert set(dict(registry.model_kinds(learned=False))) == set(kinds) - {"autoencoder"}
+    listed = " ".join(CliRunner().invoke(main, ["models"]).output.split())
+    assert all(f"{spelling} {text}" in listed or spelling in registry.names() for spelling, text in kinds.items())
+    help_text = " ".join(CliRunner().invoke(main, ["embed", "--help"]).output.split())
+    assert all(spelling in help_text for spelling, _ in registry.model_kinds(learned=False))
+    assert f"[{'|'.join(FORMATS)}]" in help_text
+    with pytest.raises(registry.UnknownModel, match="autoencoder:PATH, hub:HANDLE, hf:NAME"):
+        registry.get("yamnett")
+
+
+def test_a_registered_model_is_listed_built_and_removed(synth_data, tmp_path):
+    from tfaudio.models.card import ModelCard, ModelEntry, no_weights
+
+    card = ModelCard("counting", 2, 16000, "none (computed)", "block means and maxima", "nothing", None, None,
+                     "hand-crafted")
+    registry.register(ModelEntry(card, no_weights("counting"), lambda source: Counting(version=7)))
+    try:
+        assert "counting" in registry.names() and registry.CARDS["counting"] is card
+        assert dict(registry.model_kinds())["counting"] == "block means and maxima"
+        assert registry.get("counting").identity() == {"model": "counting", "version": 7}
+        with pytest.raises(ValueError, match="taken"):
+            registry.register(ModelEntry(card, no_weights("counting"), lambda source: Counting()))
+        result = CliRunner().invoke(main, ["embed", str(synth_data), "--model", "counting",
+                                           "--out", str(tmp_path / "o"), "--store", str(tmp_path / "s")])
+        assert result.exit_code == 0 and "80 clips" in result.output, result.output
+    finally:
+        registry.unregister("counting")
+    assert "counting" not in registry.names() and "counting" not in registry.CARDS
+    with pytest.raises(ValueError, match="built in"):
+        registry.unregister("yamnet")
+    with pytest.raises(registry.UnknownModel):
+        registry.get("counting")

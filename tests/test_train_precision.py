@@ -50,8 +50,8 @@ def bf16_run(tmp_path_factory, synth_data):
     mp.setattr(loop, "compute_features", recording_compute)
     out = tmp_path_factory.mktemp("saved_models") / "synth"
     logdir = tmp_path_factory.mktemp("runs") / "synth"
-    config = TrainConfig(backbone="small_cnn", epochs=3, fine_tune_epochs=1, fine_tune_lr=1e-4, batch_size=16, patience=3,
-                         precision="bfloat16")
+    config = TrainConfig(backbone="small_cnn", epochs=3, fine_tune_epochs=1, fine_tune_learning_rate=1e-4, batch_size=16,
+                         patience=3, precision="bfloat16")
     try:
         result = loop.train(synth_data, config, out=out, logdir=logdir, progress=False)
     finally:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import traces_while
+from helpers import chirp, random_checkpoint
 
 from tfaudio.assets import files_sha256
 from tfaudio.models.vggish import model as V
@@ -25,44 +26,6 @@ OFFICIAL_NAMES = [
                   "fc1/fc1_1", "fc1/fc1_2", "fc2")
     for leaf in ("weights", "biases")
 ]
-
-
-def chirp(seconds: float, low: float = 200.0, high: float = 6000.0) -> np.ndarray:
-    """A linear sweep: every example of it looks different, so mixing examples up would show."""
-    t = np.arange(int(round(seconds * SR))) / SR
-    return (0.3 * np.sin(2 * np.pi * (low * t + (high - low) * t**2 / (2 * seconds)))).astype(np.float32)
-
-
-def random_weights(seed: int = 0) -> dict[str, np.ndarray]:
-    """He-scaled values for every official variable, so activations keep unit order through the
-    eight ReLU layers (Keras' defaults differ, so loading is visible in the output)."""
-    rng = np.random.default_rng(seed)
-    weights = {}
-    for name, shape in V.CHECKPOINT_VARIABLES.items():
-        if name.endswith("weights"):
-            fan_in = int(np.prod(shape[:-1]))
-            weights[name] = rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in))
-        else:
-            weights[name] = rng.normal(0, 0.1, shape).astype(np.float32)
-    return weights
-
-
-def write_v1_checkpoint(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """A V1 checkpoint (one file, as the official vggish_model.ckpt, which slim's Saver wrote
-    with write_version=1) whose keys are exactly the given names: the op a TF1 Saver runs."""
-    names = list(arrays)
-    tf.raw_ops.Save(filename=str(path), tensor_names=names, data=[tf.constant(arrays[n]) for n in names])
-
-
-def random_checkpoint(directory: Path) -> tuple[Path, dict[str, np.ndarray]]:
-    """The random-valued official checkpoint (290 MB), written once per directory; test_hub.py
-    shares it through the session's base temp directory."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "vggish_model.ckpt"
-    weights = random_weights()
-    if not path.exists():
-        write_v1_checkpoint(path, weights)
-    return path, weights
 
 
 @pytest.fixture(scope="module")

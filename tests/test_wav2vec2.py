@@ -20,23 +20,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import padded_batch
+from helpers import TINY_WAV2VEC2 as TINY
 
 from tfaudio.models.wav2vec2 import model as W
 from tfaudio.models.wav2vec2.config import Preprocessing, Wav2Vec2Params
 
 SR = 16000
-TINY = dict(  # 80 samples per frame, 85-sample receptive field, 2 layers of width 32
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=37,
-    conv_dim=(16, 16, 16),
-    conv_stride=(5, 4, 4),
-    conv_kernel=(10, 4, 4),
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=2,
-    vocab_size=32,
-)
 HUB_ID = "tfaudio/tiny-wav2vec2"
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 

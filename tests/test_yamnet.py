@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import h5py
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import shared_path, traces_while
+from helpers import chirp, randomize, write_legacy_h5
 
 from tfaudio.models.base import pool
 from tfaudio.models.yamnet import model as Y
@@ -24,61 +24,6 @@ PARAMETERS = 3_751_369  # the count of Google's yamnet.h5 (and of the rebuilt on
 def tone(freq: float, seconds: float, amplitude: float = 0.5) -> np.ndarray:
     t = np.arange(int(round(seconds * SR))) / SR
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
-def chirp(seconds: float, low: float = 200.0, high: float = 6000.0) -> np.ndarray:
-    """A linear sweep: every patch of it looks different, so mixing patches up would show."""
-    t = np.arange(int(round(seconds * SR))) / SR
-    return (0.3 * np.sin(2 * np.pi * (low * t + (high - low) * t**2 / (2 * seconds)))).astype(np.float32)
-
-
-def file_name(keras_name: str) -> str:
-    """Keras 3 layer name -> the name Google's yamnet.h5 gives it."""
-    match = re.fullmatch(r"(layer\d+)_(conv|depthwise_conv|pointwise_conv)(_bn)?", keras_name)
-    if match is None:
-        return keras_name
-    return f"{match[1]}/{match[2]}" + ("/bn" if match[3] else "")
-
-
-def write_legacy_h5(network, path, drop: str | None = None) -> None:
-    """Save `network` in the layout of Google's yamnet.h5 (Keras 2 save_weights), as the tests'
-    stand-in for the real file; `drop` leaves out one variable ("layer/variable")."""
-    with h5py.File(path, "w") as handle:
-        names = []
-        for layer in network.layers:
-            name = file_name(layer.name)
-            names.append(name)
-            group = handle.create_group(name) if name not in handle else handle[name]
-            weight_names = []
-            for variable in layer.weights:
-                short = "depthwise_kernel" if "depthwise" in name and variable.name == "kernel" else variable.name
-                if f"{name}/{short}" == drop:
-                    continue
-                weight_names.append(f"{name}/{short}:0")
-                group.create_dataset(weight_names[-1], data=variable.numpy())
-            group.attrs["weight_names"] = np.array(weight_names, dtype="S")
-        handle.attrs["layer_names"] = np.array(names, dtype="S")
-
-
-def randomize(network, seed: int = 0) -> None:
-    """He-initialise the kernels and give batch norm non-trivial statistics.
-
-    Keras' default initialisers let the signal vanish through 27 conv layers (the embedding of
-    any input is then the same); with He scaling every layer keeps unit-order activations, so
-    the tests below can tell inputs and patches apart. Fresh batch norm has mean 0, variance 1,
-    which would leave the batch-norm folding untested.
-    """
-    rng = np.random.default_rng(seed)
-    for layer in network.layers:
-        if layer.name.endswith("conv"):
-            shape = tuple(layer.kernel.shape)
-            fan_in = shape[0] * shape[1] * (1 if "depthwise" in layer.name else shape[2])
-            layer.kernel.assign(rng.normal(0, np.sqrt(2.0 / fan_in), shape).astype(np.float32))
-        elif layer.name.endswith("_bn"):
-            n = layer.beta.shape[0]
-            layer.beta.assign(rng.normal(0, 0.1, n).astype(np.float32))
-            layer.moving_mean.assign(rng.normal(0, 0.1, n).astype(np.float32))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n).astype(np.float32))
 
 
 @pytest.fixture(scope="module")

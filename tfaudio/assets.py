@@ -106,8 +106,6 @@ MOBILENET_V2_NO_TOP = WeightsFile(
     "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
     keras_cache=True,
 )
-#: Every file above, for ``tfaudio models`` to list.
-KNOWN_FILES = (YAMNET_H5, YAMNET_CLASS_MAP, VGGISH_CKPT, VGGISH_PCA, MOBILENET_V2_NO_TOP)
 
 
 class WeightsError(TfaudioError):

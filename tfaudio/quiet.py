@@ -1,4 +1,9 @@
-"""Importing TensorFlow without its start-up chatter on the terminal."""
+"""Importing TensorFlow without its start-up chatter on the terminal.
+
+Every tfaudio module that needs TensorFlow gets it from `import_tensorflow_quietly`, never from a
+bare `import tensorflow`: whichever module a user (or a notebook) imports first, TensorFlow
+loads once, quietly, and a CLI command and the Python API print the same (nothing).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,19 @@ import os
 import sys
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow and initialise its devices with C-level stderr silenced.
+def import_tensorflow_quietly():
+    """The `tensorflow` module, imported and its devices initialised with C-level stderr silenced.
 
-    TF 2.21 prints oneDNN, CUDA-stub and cuInit notices from C++ before its logging is set
-    up, so TF_CPP_MIN_LOG_LEVEL cannot hide them. Python exceptions still surface (stderr is
-    restored first), and TFAUDIO_VERBOSE=1 shows everything. A no-op once TF is imported.
+    TF 2.21 prints oneDNN, CUDA-stub and cuInit notices (through absl, before its logging is set
+    up) during the import and the first device query, so TF_CPP_MIN_LOG_LEVEL alone cannot hide
+    them. Python exceptions still surface (stderr is restored first). TFAUDIO_VERBOSE=1 shows
+    everything; a TF_CPP_MIN_LOG_LEVEL the user set is kept (we only set a default). Once
+    TensorFlow is imported this only returns it.
     """
     if os.environ.get("TFAUDIO_VERBOSE") or "tensorflow" in sys.modules:
-        return
+        import tensorflow as tf
+
+        return tf
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
     saved = os.dup(2)
@@ -27,3 +36,17 @@ def import_tensorflow_quietly() -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    return tf
+
+
+def __getattr__(name: str):
+    """`from tfaudio.quiet import tf` / `keras`: the modules, imported quietly on first use
+    (Keras 3 loads TensorFlow as its backend, so it too must come after the quiet import)."""
+    if name == "tf":
+        return import_tensorflow_quietly()
+    if name == "keras":
+        import_tensorflow_quietly()
+        import keras
+
+        return keras
+    raise AttributeError(f"module 'tfaudio.quiet' has no attribute {name!r}")

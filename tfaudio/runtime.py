@@ -106,7 +106,7 @@ def _gpus() -> tuple[str, ...]:
     from tfaudio.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    import tensorflow as tf
+    from tfaudio.quiet import tf
 
     return tuple(device.name for device in tf.config.list_physical_devices("GPU"))
 
@@ -219,7 +219,7 @@ def keras_policy(precision: str = "float32") -> Iterator[None]:
     if check_precision(precision) == "float32":
         yield
         return
-    import keras
+    from tfaudio.quiet import keras
 
     before = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")

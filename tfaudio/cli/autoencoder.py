@@ -64,24 +64,49 @@ def train(data, out, latent, epochs, patch_frames, patch_hop, batch_size, learni
     )
     echo_precision_warning(precision, training=True)
     from tfaudio.data.dataset import load_dataset
-    from tfaudio.quiet import import_tensorflow_quietly
 
     dataset = load_dataset(data, group_column=group_column)
-    indices = None
-    if folds:
-        if dataset.folds is None:
-            raise click.BadParameter(f"{data} has no fold column, so --fold cannot pick clips", param_hint="--fold")
-        import numpy as np
+    indices = _fold_clips(dataset, data, folds)
+    from tfaudio.quiet import import_tensorflow_quietly
 
-        indices = np.flatnonzero(np.isin(dataset.folds, folds))
-        if not len(indices):
-            raise click.BadParameter(f"no clip is in fold(s) {list(folds)}; folds are {sorted(set(dataset.folds))}",
-                                     param_hint="--fold")
     import_tensorflow_quietly()
-    from tqdm import tqdm
-
     from tfaudio.models.autoencoder import plots as autoencoder_plots
     from tfaudio.models.autoencoder.train import save
+
+    result = _train_with_progress(dataset, indices, config, logdir, strict)
+    figures = autoencoder_plots.write_figures(result, dataset, out / "figures", examples_per_class,
+                                              title=f"Autoencoder on {dataset.root.name}")
+    facts = {
+        "data": str(dataset.root if dataset.source == "folders" else dataset.source),
+        "folds": list(folds) or None,
+        "skipped": [[p.shown, p.reason] for p in result.skipped],
+        "figures": figures,
+    }
+    save(result, out, facts)
+    _echo_summary(result, out, logdir, precision)
+
+
+def _fold_clips(dataset, data: Path, folds: tuple[int, ...]):
+    """The dataset indices of the clips in `folds` (None: every clip); BadParameter when the
+    dataset has no folds or none of its clips is in them."""
+    if not folds:
+        return None
+    if dataset.folds is None:
+        raise click.BadParameter(f"{data} has no fold column, so --fold cannot pick clips", param_hint="--fold")
+    import numpy as np
+
+    indices = np.flatnonzero(np.isin(dataset.folds, folds))
+    if not len(indices):
+        raise click.BadParameter(f"no clip is in fold(s) {list(folds)}; folds are {sorted(set(dataset.folds))}",
+                                 param_hint="--fold")
+    return indices
+
+
+def _train_with_progress(dataset, indices, config: AutoencoderConfig, logdir, strict: bool):
+    """`tfaudio.models.autoencoder.train.train` with a bar for the decoding, then one for the
+    epochs showing each epoch's training and validation error."""
+    from tqdm import tqdm
+
     from tfaudio.models.autoencoder.train import train as train_autoencoder
 
     total = len(dataset) if indices is None else len(indices)
@@ -94,23 +119,22 @@ def train(data, out, latent, epochs, patch_frames, patch_hop, batch_size, learni
                 bar.close()
                 epochs_bar = tqdm(total=config.epochs, desc="training", unit="epoch", file=sys.stderr, dynamic_ncols=True)
                 return
+            # The epoch's losses first, then the count: update() redraws the bar, and drawn the
+            # other way round each epoch's count showed beside the previous epoch's losses.
+            epochs_bar.set_postfix(mse=f"{logs.get('masked_mse', 0):.4f}", val=f"{logs.get('val_masked_mse', 0):.4f}",
+                                   refresh=False)
             epochs_bar.update(1)
-            epochs_bar.set_postfix(mse=f"{logs.get('masked_mse', 0):.4f}", val=f"{logs.get('val_masked_mse', 0):.4f}")
 
         try:
-            result = train_autoencoder(dataset, indices, config, logdir=logdir, progress=bar.update, on_epoch=on_epoch, strict=strict)
+            return train_autoencoder(dataset, indices, config, logdir=logdir, progress=bar.update, on_epoch=on_epoch,
+                                     strict=strict)
         finally:
             if epochs_bar is not None:
                 epochs_bar.close()
-    figures = autoencoder_plots.write_figures(result, dataset, out / "figures", examples_per_class,
-                                              title=f"Autoencoder on {dataset.root.name}")
-    facts = {
-        "data": str(dataset.root if dataset.source == "folders" else dataset.source),
-        "folds": list(folds) or None,
-        "skipped": [[p.shown, p.reason] for p in result.skipped],
-        "figures": figures,
-    }
-    save(result, out, facts)
+
+
+def _echo_summary(result, out: Path, logdir, precision: str) -> None:
+    """What was trained, how far the validation error fell, and where everything went."""
     val = result.history["val_masked_mse"]
     for problem in result.skipped:
         click.echo(f"skipped {problem.shown}: {problem.reason}", err=True)

@@ -103,3 +103,36 @@ INFERENCE_PRECISION_HELP = ("bfloat16: the networks run about 1.7-2x faster on C
 def precision_option(help_text: str = INFERENCE_PRECISION_HELP, name: str = "--precision"):
     """The `--precision float32|bfloat16` option (default float32), with `help_text`."""
     return click.option(name, type=click.Choice(PRECISIONS), default="float32", show_default=True, help=help_text)
+
+
+def renamed_option(old: str, new: str, dest: str, *, into=None, **option_kwargs):
+    """Keep an option's old spelling working after a rename, with a one-line note.
+
+    `old` ("--lr") becomes a hidden option; when it is given, stderr says `note: --lr is now
+    --learning-rate (the old spelling still works)` and its value goes to the keyword `dest`
+    ("learning_rate") of the command, as if `new` had been given. `option_kwargs` (type,
+    multiple, is_flag, ...) must match the new option's. Apply it below `@click.command`.
+    into: for an old option that became one value of another (`--ae-epochs 5` is now `--fit
+    autoencoder.epochs=5`), into(old value, the new option's value) -> the new option's value.
+    required=True (among option_kwargs): declare the new option without `required` (click would
+    then refuse the old spelling alone); the command says `Missing option '--out'` when neither
+    spelling is given.
+    """
+    hidden_dest = "renamed_" + old.lstrip("-").replace("-", "_")
+    required = option_kwargs.pop("required", False)
+
+    def decorate(command):
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            value = kwargs.pop(hidden_dest, None)
+            # not `value in (None, (), False)`: 0 == False, and `--lr 0` is a value given
+            if value is not None and value is not False and value != ():
+                click.echo(f"note: {old} is now {new} (the old spelling still works)", err=True)
+                kwargs[dest] = value if into is None else into(value, kwargs.get(dest))
+            if required and kwargs.get(dest) is None:
+                raise click.MissingParameter(ctx=click.get_current_context(), param_hint=f"'{new}'", param_type="option")
+            return command(*args, **kwargs)
+
+        return click.option(old, hidden_dest, hidden=True, default=None, **option_kwargs)(wrapper)
+
+    return decorate

@@ -7,21 +7,27 @@ from pathlib import Path
 import click
 
 from tfaudio.cli.common import check_precision_runs, echo_precision_warning, friendly_errors, precision_option, progress
+from tfaudio.data.windows import WINDOW_SECONDS
+from tfaudio.frontend.pooling import POOLING
 from tfaudio.outputs import check_writable
+from tfaudio.pipeline.run import LOCAL, RUNNERS
 from tfaudio.quiet import import_tensorflow_quietly
+from tfaudio.store.formats import FORMATS
 
 
-def _safe_name(model: str) -> str:
-    """A file name for a model name such as hf:facebook/wav2vec2-base."""
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model)
+def _kinds(learned: bool) -> str:
+    """The kinds of model `--model` takes, for the options' help."""
+    from tfaudio.models.registry import model_kinds
+
+    return ", ".join(spelling for spelling, _ in model_kinds(learned))
 
 
 @click.command()
 @friendly_errors
 def models():
     """List the representations: dimension, sample rate, weights, and whether each can run
-    on this machine right now without network access."""
-    from tfaudio.models.registry import describe
+    on this machine right now without network access; then the other kinds of model --model takes."""
+    from tfaudio.models.registry import describe, model_kinds
 
     rows = describe()
     width = max(len(r.info.name) for r in rows)
@@ -31,6 +37,12 @@ def models():
         detail = row.detail if row.available else row.detail.splitlines()[0]
         click.echo(f"{row.info.name:<{width}}  {row.info.dim:>5}  {row.info.sample_rate:>6}  {state:<7}  {detail}")
         click.echo(f"{'':<{width}}  {row.info.description}")
+    listed = {row.info.name for row in rows}
+    others = [(spelling, text) for spelling, text in model_kinds() if spelling not in listed]
+    click.echo("\nAlso:")
+    spelled = max(len(spelling) for spelling, _ in others)
+    for spelling, text in others:
+        click.echo(f"  {spelling:<{spelled}}  {text}")
     click.echo("\nWeights are looked for in TFAUDIO_MODELS/<model>/<file>, then TFAUDIO_HOME (~/.cache/tfaudio, or "
                "$XDG_CACHE_HOME/tfaudio), then downloaded unless TFAUDIO_OFFLINE=1.")
     from tfaudio.runtime import precision_advice
@@ -38,34 +50,24 @@ def models():
     click.echo(precision_advice())
 
 
-#: Pooled vectors of up to this many clips go to one Parquet file (80 MB for 1024-d vectors);
-#: more, or frame-level rows, stream into shards so memory never holds the whole output.
-SINGLE_FILE_CLIPS = 20_000
-RUNNERS = ("local", "direct", "dataflow", "flink", "spark")
-
-
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("data")
-@click.option(
-    "--model", "model_names", multiple=True, required=True,
-    help="handcrafted, yamnet, vggish, wav2vec2, hub:<handle or folder>, hf:<id or folder>; repeat for several.",
-)
+@click.option("--model", "model_names", multiple=True, required=True,
+              help=f"{_kinds(learned=False)}; repeat for several (tfaudio models lists them).")
 @click.option("--out", required=True, help="Folder for the output: <model>.parquet, or <model>/ shards with a _manifest.json.")
-@click.option("--pooling", type=click.Choice(["mean", "max", "mean+std"]), help="Clip pooling (default: per model).")
+@click.option("--pooling", type=click.Choice(POOLING), help="Clip pooling (default: per model).")
 @click.option("--frames", is_flag=True, help="Write frame-level embeddings (one row per frame, with its start time).")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "shards", "tfrecord"]), default="parquet", show_default=True,
-              help=f"parquet: one <model>.parquet of pooled vectors (shards beyond {SINGLE_FILE_CLIPS:,} clips, and "
-                   "always for --frames); shards: <model>/part-NNNNN.parquet written as the run goes; tfrecord: "
-                   "<model>/part-NNNNN.tfrecord of tf.train.Examples.")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="parquet", show_default=True,
+              help="; ".join(f"{f.name}: {f.help}" for f in FORMATS.values()) + ".")
 @click.option("--batch-size", default=32, show_default=True, help="Most clips or windows per batch.")
 @click.option("--batch-seconds", default=240.0, show_default=True, help="Most audio per batch, padding included.")
-@click.option("--window-seconds", default=60.0, show_default=True,
+@click.option("--window-seconds", default=WINDOW_SECONDS, show_default=True,
               help="Files longer than this are embedded in windows of about this length (flat memory).")
 @click.option("--max-duration", type=float, help="Use at most this many seconds of each clip.")
 @click.option("--group-column", help="Manifest column that groups clips (default: 'group' when present).")
 @click.option("--store", help="Embedding cache (default: $TFAUDIO_HOME/embeddings).")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable file instead of skipping it (local runner).")
-@click.option("--runner", type=click.Choice(RUNNERS), default="local", show_default=True,
+@click.option("--runner", type=click.Choice(RUNNERS), default=LOCAL, show_default=True,
               help="local: this process. direct: Apache Beam's FnApiRunner in --num-workers processes. dataflow, "
                    "flink, spark: Beam on a cluster; options tfaudio does not know go to Beam. Beam runners need "
                    "pip install 'tfaudio[beam]'.")
@@ -80,86 +82,52 @@ def embed(ctx, data, model_names, out, pooling, frames, fmt, batch_size, batch_s
     """Embed every clip with each model, through the embedding cache: clips already embedded
     with the same model, weights and settings are read back instead of recomputed. Long files
     are embedded in windows; with --runner the same extraction runs on Apache Beam."""
+    from tfaudio.models.registry import UnknownModel
     from tfaudio.pipeline.local import EmbedConfig
+    from tfaudio.pipeline.run import RunSettings, RunSettingsError, run_embedding
     from tfaudio.store import FRAMES
 
-    if runner == "local" and ctx.args:
-        raise click.UsageError(f"unknown option(s) {' '.join(ctx.args)} (options are passed on to Beam only with --runner)")
-    if runner != "local" and precision != "float32":
-        raise click.UsageError("--precision bfloat16 runs on the local runner only for now")
-    if runner != "local" and strict:
-        raise click.UsageError("--strict applies to the local runner; Beam runners list unreadable files as dead letters")
+    if runner == LOCAL and ctx.args:
+        raise click.UsageError(f"unknown option(s) {' '.join(ctx.args)} (options are passed on to Beam only with "
+                               "--runner)")
+    config = EmbedConfig(pooling=FRAMES if frames else pooling, batch_size=batch_size, batch_seconds=batch_seconds,
+                         window_seconds=window_seconds, max_duration=max_duration, strict=strict)
+    settings = RunSettings(file_format=fmt, runner=runner, num_workers=num_workers, pipeline_args=tuple(ctx.args),
+                           weights_path=weights_path, store=store, group_column=group_column, precision=precision)
+    try:
+        settings.check(config)
+    except RunSettingsError as err:
+        raise click.UsageError(str(err)) from None
     check_precision_runs(precision)
     if "://" not in out:
         check_writable(Path(out))  # before any clip is read: a read-only --out fails now, not after the work
-    config = EmbedConfig(pooling=FRAMES if frames else pooling, batch_size=batch_size, batch_seconds=batch_seconds,
-                         window_seconds=window_seconds, max_duration=max_duration, strict=strict)
-    if runner != "local":
-        for name in model_names:
-            _embed_on_beam(data, name, out, config, fmt, runner, num_workers, ctx.args, weights_path, store,
-                           group_column)
-        return
-    _embed_here(Path(data), model_names, Path(out), config, fmt, group_column, store, precision)
+    try:
+        for summary in run_embedding(data, model_names, out, config, settings, progress=progress):
+            _echo_summary(summary)
+    except UnknownModel as err:
+        raise click.BadParameter(str(err), param_hint="--model") from None
 
 
-def _embed_here(data: Path, model_names, out: Path, config, fmt: str, group_column, store, precision: str) -> None:
+def _echo_summary(summary) -> None:
+    """One line per model, then one per clip left out (on stderr)."""
     from tfaudio.data.audio import printable_path
-    from tfaudio.data.dataset import load_dataset
-    from tfaudio.models.precision import with_precision
-    from tfaudio.models.registry import ModelUnavailable, get
-    from tfaudio.pipeline.local import current_output, embed_dataset, embed_to_folder, expected_output, plan_embedding
-    from tfaudio.store import FRAMES, EmbeddingStore
 
-    dataset = load_dataset(data, group_column=group_column)
-    cache = EmbeddingStore(store)
-    out.mkdir(parents=True, exist_ok=True)
-    single = fmt == "parquet" and config.pooling != FRAMES and len(dataset) <= SINGLE_FILE_CLIPS
-    for name in model_names:
-        try:
-            model = with_precision(get(name), precision)
-        except ModelUnavailable as err:
-            raise click.ClickException(f"{name} is unavailable: {err}") from None
-        except ValueError as err:  # a name the registry does not know
-            raise click.BadParameter(str(err), param_hint="--model") from None
-        plan = plan_embedding(dataset, model, config)
-        target = out / f"{_safe_name(name)}.parquet" if single else expected_output(out, model, plan)
-        skipped = current_output(target, plan)
-        shown = printable_path(target)
-        if skipped is not None:  # like make: the output already holds exactly this result
-            click.echo(f"{name}: {shown} is up to date ({len(dataset) - len(skipped)} clips, {len(skipped)} skipped)")
-        else:
-            with progress(len(dataset), name) as bar:
-                if single:
-                    table = embed_dataset(dataset, model, cache, config, progress=bar.update, plan=plan)
-                    table.write_parquet(target)
-                    stats = table.stats
-                else:
-                    _, stats = embed_to_folder(dataset, model, out, cache, config, progress=bar.update, plan=plan,
-                                               file_format="tfrecord" if fmt == "tfrecord" else "parquet")
-            skipped = stats.skipped
-            speed = f", {stats.audio_seconds / stats.seconds:.0f}x real time" if stats.computed else ""
-            click.echo(
-                f"{name}: {len(dataset) - len(skipped)} clips -> {shown} ({stats.cached} cached, {stats.computed} "
-                f"computed, {len(skipped)} skipped; {stats.seconds:.1f} s{speed})"
-            )
-        for problem in skipped:
-            click.echo(f"  skipped {problem.shown}: {problem.reason}", err=True)
-
-
-def _embed_on_beam(data, name, out, config, fmt, runner, num_workers, pipeline_args, weights_path, store,
-                   group_column) -> None:
-    from tfaudio.pipeline.beam import run_beam
-
-    summary = run_beam(data, name, out, runner=runner, num_workers=num_workers, pipeline_args=pipeline_args,
-                       config=config, weights_path=weights_path, store=store, group_column=group_column,
-                       file_format="tfrecord" if fmt == "tfrecord" else "parquet")
-    click.echo(
-        f"{name}: {summary.clips} clips -> {summary.output} on Beam ({runner}: {summary.cached} cached, "
-        f"{summary.computed} computed, {len(summary.skipped)} dead letters; {summary.audio_seconds:.0f} s of audio in "
-        f"{summary.seconds:.1f} s; model loaded {summary.model_loads} time(s))"
-    )
-    for path, reason in summary.skipped:
-        click.echo(f"  dead letter {path}: {reason}", err=True)
+    name, shown, skipped = summary.model, printable_path(summary.output), summary.skipped
+    if summary.up_to_date:
+        click.echo(f"{name}: {shown} is up to date ({summary.clips} clips, {len(skipped)} skipped)")
+    elif summary.runner == LOCAL:
+        speed = f", {summary.audio_seconds / summary.seconds:.0f}x real time" if summary.computed else ""
+        click.echo(f"{name}: {summary.clips} clips -> {shown} ({summary.cached} cached, {summary.computed} computed, "
+                   f"{len(skipped)} skipped; {summary.seconds:.1f} s{speed})")
+    else:
+        click.echo(
+            f"{name}: {summary.clips} clips -> {shown} on Beam ({summary.runner}: {summary.cached} cached, "
+            f"{summary.computed} computed, {len(skipped)} dead letters; {summary.audio_seconds:.0f} s of audio in "
+            f"{summary.seconds:.1f} s; model loaded {summary.model_loads} time(s))"
+        )
+    what = "skipped" if summary.runner == LOCAL else "dead letter"
+    for problem in skipped:
+        click.echo(f"  {what} {problem.shown}: {problem.reason}", err=True)
 
 
 @click.command()
@@ -179,7 +147,7 @@ def tag(files, top, weights_path, precision):
     from tfaudio.data.audio import printable_path
     from tfaudio.models.registry import get
     from tfaudio.models.yamnet.model import load_class_map
-    from tfaudio.pipeline.tagging import score_file
+    from tfaudio.models.yamnet.tagging import score_file
 
     model = get("yamnet", weights_path=weights_path).loaded()
     classes = load_class_map(weights.resolve(weights.YAMNET_CLASS_MAP))

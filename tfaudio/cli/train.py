@@ -7,34 +7,76 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import echo_precision_warning, friendly_errors, precision_option
+from tfaudio.cli.common import echo_precision_warning, friendly_errors, precision_option, renamed_option
+from tfaudio.data.splits import ALIASES
 from tfaudio.outputs import check_writable
-from tfaudio.training.config import AUGMENTATIONS, BACKBONES, SPLITS
+from tfaudio.training.config import AUGMENTATIONS, BACKBONE_TABLE, SPLITS, TrainConfig
+
+
+def _backbone_help(default: str) -> str:
+    """--backbone's help, one sentence per entry of the backbone table: what it is, what it
+    learned from (or that it trains from scratch) and the weights file it needs."""
+    sentences = []
+    for backbone in BACKBONE_TABLE.values():
+        learned = f"pretrained on {backbone.pretrained_on}" if backbone.pretrained_on else "trained from scratch on DATA"
+        spec = backbone.weights
+        if spec is None:
+            needs = "needs no weights"
+        elif spec.keras_cache:  # keras.applications' own file, whose long name says nothing more
+            needs = f"needs its keras.applications weights file in $TFAUDIO_MODELS/{spec.model}/ or $KERAS_HOME/models/"
+        else:
+            needs = f"needs {spec.filename} in $TFAUDIO_MODELS/{spec.model}/"
+        if spec is not None:
+            needs += " (else downloaded once)"
+        name = f"{backbone.name} (default)" if backbone.name == default else backbone.name
+        sentences.append(f"{name}: {backbone.network}, {learned}; {needs}.")
+    return "The network the classifier is built on. " + " ".join(sentences)
+
+
+class _SplitChoice(click.Choice):
+    """The validation split strategies; an old spelling ("fold") is taken as its strategy with a
+    one-line note on stderr."""
+
+    def convert(self, value, param, ctx):
+        if value in ALIASES:
+            click.echo(f"note: --split {value} is now --split {ALIASES[value]} (the old spelling still works)", err=True)
+            value = ALIASES[value]
+        return super().convert(value, param, ctx)
+
+
+_DEFAULTS = TrainConfig()  # the options' defaults are the API's
 
 
 @click.command()
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--backbone", type=click.Choice(BACKBONES), default="small_cnn", show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Export folder, e.g. saved_models/NAME (model in NAME/<version>/).")
-@click.option("--epochs", default=20, show_default=True, help="Frozen-phase epochs (head on cached backbone outputs).")
-@click.option("--fine-tune-epochs", default=5, show_default=True, help="Fine-tuning epochs (0: skip).")
-@click.option("--unfreeze-last", default=2, show_default=True, help="Backbone blocks unfrozen for fine-tuning.")
-@click.option("--lr", default=1e-3, show_default=True, help="Frozen-phase learning rate.")
-@click.option("--fine-tune-lr", default=1e-5, show_default=True, help="Fine-tuning learning rate.")
-@click.option("--batch-size", default=32, show_default=True)
+@click.option("--backbone", type=click.Choice(tuple(BACKBONE_TABLE)), default=_DEFAULTS.backbone, show_default=True,
+              help=_backbone_help(_DEFAULTS.backbone))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Export folder, e.g. saved_models/NAME (model in NAME/<version>/). Without it nothing is exported.")
+@click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, help="Frozen-phase epochs (head on cached backbone outputs).")
+@click.option("--fine-tune-epochs", default=_DEFAULTS.fine_tune_epochs, show_default=True, help="Fine-tuning epochs (0: skip).")
+@click.option("--unfreeze-last", default=_DEFAULTS.unfreeze_last, show_default=True, help="Backbone blocks unfrozen for fine-tuning.")
+@click.option("--learning-rate", type=float, default=_DEFAULTS.learning_rate, show_default=True, help="Frozen-phase learning rate.")
+@renamed_option("--lr", "--learning-rate", "learning_rate", type=float)
+@click.option("--fine-tune-learning-rate", type=float, default=_DEFAULTS.fine_tune_learning_rate, show_default=True,
+              help="Fine-tuning learning rate.")
+@renamed_option("--fine-tune-lr", "--fine-tune-learning-rate", "fine_tune_learning_rate", type=float)
+@click.option("--batch-size", default=_DEFAULTS.batch_size, show_default=True)
 @click.option("--duration", type=float, help="Seconds per window (default: the median clip length); longer clips are cut into windows of it, "
               "in training, validation and the export alike.")
 @click.option("--augment", multiple=True, type=click.Choice(AUGMENTATIONS), help="Repeat for several.")
 @click.option("--noise-dir", type=click.Path(file_okay=False, path_type=Path), help="Background-noise clips for --augment noise.")
-@click.option("--split", type=click.Choice(SPLITS), default="auto", show_default=True,
-              help="auto: the manifest's fold, else group-aware, else stratified 80/20.")
-@click.option("--val-fold", type=int, help="Fold held out for validation (default: the lowest).")
+@click.option("--split", type=_SplitChoice(SPLITS), default=_DEFAULTS.split, show_default=True,
+              help="How the validation clips are held out. predefined: one of the manifest's folds (--val-fold); group: "
+                   "a group-aware 80/20 holdout; stratified: a stratified 80/20 holdout; auto: predefined when the "
+                   "manifest has folds, else group when clips have groups, else stratified.")
+@click.option("--val-fold", type=int, help="Fold held out for validation with --split predefined (default: the lowest).")
 @click.option("--group-column", help="Manifest column that groups clips, e.g. speaker.")
 @click.option("--no-class-weights", is_flag=True, help="Do not weight classes by inverse frequency.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Explicit backbone weights file.")
 @click.option("--native-size", is_flag=True, help="mobilenet_v2: feed the native spectrogram, not 224 x 224.")
-@click.option("--patience", default=5, show_default=True, help="Early-stopping patience (epochs).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--patience", default=_DEFAULTS.patience, show_default=True, help="Early-stopping patience (epochs).")
+@click.option("--seed", default=_DEFAULTS.seed, show_default=True)
 @click.option("--logdir", type=click.Path(file_okay=False, path_type=Path), help="TensorBoard logs, curves, metrics (default: runs/NAME); "
               "LOGDIR-2, LOGDIR-3, ... when an earlier run has it.")
 @click.option("--tflite", is_flag=True, help="Also write NAME/<version>/model.tflite.")
@@ -43,44 +85,61 @@ from tfaudio.training.config import AUGMENTATIONS, BACKBONES, SPLITS
 @precision_option("What the exported model computes in (and the reported metrics come from); its signature is "
                   "float32 either way.", name="--export-precision")
 @friendly_errors
-def train(data, backbone, out, epochs, fine_tune_epochs, unfreeze_last, lr, fine_tune_lr, batch_size, duration, augment,
-          noise_dir, split, val_fold, group_column, no_class_weights, weights, native_size, patience, seed, logdir, tflite,
-          precision, export_precision):
+def train(data, backbone, out, epochs, fine_tune_epochs, unfreeze_last, learning_rate, fine_tune_learning_rate, batch_size,
+          duration, augment, noise_dir, split, val_fold, group_column, no_class_weights, weights, native_size, patience, seed,
+          logdir, tflite, precision, export_precision):
     """Train a classifier on DATA by transfer learning: the backbone frozen (its outputs computed
     once and cached), then its last blocks fine-tuned; export a SavedModel that takes raw
-    16 kHz waveforms. Watch it with `tensorboard --logdir runs/`. Each run keeps its own log
-    folder: LOGDIR when it is new, else LOGDIR-2, LOGDIR-3, ... beside it."""
+    16 kHz waveforms (with --out). Watch it with `tensorboard --logdir runs/`. Each run keeps its
+    own log folder: LOGDIR when it is new, else LOGDIR-2, LOGDIR-3, ... beside it."""
     if logdir is None:
         logdir = Path("runs") / (out.name if out is not None else backbone)
     for folder in (out, logdir):  # before any clip is decoded or epoch trained
         if folder is not None:
             check_writable(folder)
-    from tfaudio.training.config import AugmentConfig, TrainConfig
+    from tfaudio.training.config import AugmentConfig
 
     config = TrainConfig(
-        backbone=backbone, epochs=epochs, fine_tune_epochs=fine_tune_epochs, unfreeze_last=unfreeze_last, lr=lr,
-        fine_tune_lr=fine_tune_lr, batch_size=batch_size, duration=duration, patience=patience, seed=seed, split=split,
-        val_fold=val_fold, class_weights=not no_class_weights, augment=AugmentConfig(tuple(augment), noise_dir=noise_dir),
-        weights=weights, resize=not native_size, precision=precision, export_precision=export_precision,
+        backbone=backbone, epochs=epochs, fine_tune_epochs=fine_tune_epochs, unfreeze_last=unfreeze_last,
+        learning_rate=learning_rate, fine_tune_learning_rate=fine_tune_learning_rate, batch_size=batch_size,
+        duration=duration, patience=patience, seed=seed, split=split, val_fold=val_fold,
+        class_weights=not no_class_weights, augment=AugmentConfig(tuple(augment), noise_dir=noise_dir), weights=weights,
+        resize=not native_size, precision=precision, export_precision=export_precision,
     )
     echo_precision_warning(precision, training=True)
     from tfaudio.training.loop import train as run
 
-    result = run(data, config, out=out, logdir=logdir, tflite=tflite, group_column=group_column)
+    _summary(run(data, config, out=out, logdir=logdir, tflite=tflite, group_column=group_column), tflite)
+
+
+def _summary(result, tflite: bool) -> None:
+    """What `train` prints once the run is done: the metrics, the confusion matrix, where the
+    curves and the export are (or that nothing was exported)."""
+    from tfaudio.training.result import describe_fine_tuning
+
     m = result.metrics
     click.echo(f"validation ({result.split.how}, {m['val_clips']} clips): accuracy {m['accuracy']:.4f}, "
                f"balanced {m['balanced_accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}")
-    click.echo(f"frozen phase {m['phase1_val_accuracy']:.4f}; fine-tuning {'kept' if m['fine_tuning_kept'] else 'not kept'}")
-    names = list(result.class_names)
-    width = max(len(n) for n in names)
-    click.echo("confusion (rows true, columns predicted):")
-    click.echo(" " * (width + 2) + " ".join(f"{n[:6]:>6}" for n in names))
-    for name, row in zip(names, m["confusion"]):
-        click.echo(f"{name:<{width}}  " + " ".join(f"{v:>6}" for v in row))
+    click.echo(f"frozen phase {m['phase1_val_accuracy']:.4f}; fine-tuning {describe_fine_tuning(m)}")
+    _echo_confusion(list(result.class_names), m["confusion"])
     logdir = result.logdir  # this run's own folder
     click.echo(f"curves: {logdir / 'curves.html'}, {logdir / 'curves.png'}; TensorBoard: tensorboard --logdir {logdir}")
     if result.export_dir is not None:
         click.echo(f"exported: {result.export_dir}" + (f" (+ {result.export_dir / 'model.tflite'})" if tflite else ""))
+    else:
+        click.echo("no --out: nothing exported; add --out saved_models/NAME to export")
+
+
+def _echo_confusion(names: list[str], confusion: list[list[int]]) -> None:
+    """The confusion matrix with whole class names: rows named and numbered, columns numbered
+    (names as column heads would make ten classes wider than a terminal, or be cut)."""
+    number = len(str(len(names)))
+    width = max(len(n) for n in names)
+    cell = max(3, len(str(max(max(row) for row in confusion))))
+    click.echo("confusion (rows true, columns predicted, numbered as the rows):")
+    click.echo(" " * (number + 1 + width) + "".join(f" {i:>{cell}}" for i in range(1, len(names) + 1)))
+    for i, (name, row) in enumerate(zip(names, confusion), 1):
+        click.echo(f"{i:>{number}} {name:<{width}}" + "".join(f" {v:>{cell}}" for v in row))
 
 
 @click.command()

@@ -6,11 +6,23 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import check_precision_runs, friendly_errors, precision_option
+from tfaudio.cli.common import check_precision_runs, friendly_errors, precision_option, renamed_option
+from tfaudio.frontend.pooling import POOLING
 from tfaudio.models.base import ModelUnavailable
+from tfaudio.models.registry import model_kinds, names
 from tfaudio.outputs import check_writable
+from tfaudio.viz.projection import METHODS, SCALINGS
 
-_MODEL_HELP = "handcrafted, yamnet, vggish, wav2vec2, hub:<handle or folder>, hf:<id or folder>; repeat for several."
+
+def _model_help() -> str:
+    """--model's help from the registry: every model's name, then every other kind of --model
+    with what it is. Not "autoencoder": it is fitted on a split's training clips, and these
+    commands fit nothing (a trained one is autoencoder:PATH)."""
+    kinds = [f"{spelling}: {text}" for spelling, text in model_kinds(learned=False) if spelling not in names()]
+    return f"{', '.join(names())} (see tfaudio models); {'; '.join(kinds)}. Repeat for several."
+
+
+_MODEL_HELP = _model_help()
 # These two commands have always said which kind of failure a missing model is.
 _PREFIXES = {ModelUnavailable: "model unavailable: "}
 
@@ -20,7 +32,7 @@ def _common(command):
     options = [
         click.argument("data", type=click.Path(path_type=Path)),
         click.option("--model", "models", multiple=True, required=True, help=_MODEL_HELP),
-        click.option("--pooling", type=click.Choice(["mean", "max", "mean+std"]), help="Clip pooling (default: per model)."),
+        click.option("--pooling", type=click.Choice(POOLING), help="Clip pooling (default: per model)."),
         click.option("--batch-size", default=32, show_default=True, help="Clips per batch."),
         click.option("--max-duration", type=float, help="Embed at most this many seconds of each clip."),
         click.option("--group-column", help="Manifest column that groups clips (default: 'group' when present)."),
@@ -37,14 +49,14 @@ def _common(command):
 
 @click.command()
 @_common
-@click.option("--method", type=click.Choice(["pca", "tsne", "umap"]), default="pca", show_default=True,
+@click.option("--method", type=click.Choice(METHODS), default="pca", show_default=True,
               help="Projection to 2-D (umap needs: pip install 'tfaudio[umap]').")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The page to write (.html).")
 @click.option("--perplexity", default=30.0, show_default=True, help="t-SNE perplexity (clamped to (clips - 1) / 3).")
 @click.option("--iterations", default=1000, show_default=True, help="t-SNE iterations.")
 @click.option("--neighbors", default=15, show_default=True, help="UMAP n_neighbors.")
 @click.option("--seed", default=0, show_default=True, help="Seed of t-SNE / UMAP and of generated folds.")
-@click.option("--scaling", type=click.Choice(["standard", "none"]), default="standard", show_default=True,
+@click.option("--scaling", type=click.Choice(SCALINGS), default="standard", show_default=True,
               help="z-score each dimension before projecting and measuring, or use vectors as they are.")
 @click.option("--knn", default=5, show_default=True, help="k of the k-NN accuracy figures.")
 @click.option("--link-audio", is_flag=True, help="Link the audio files relative to the page instead of embedding them.")
@@ -79,26 +91,29 @@ def visualize(data, models, pooling, batch_size, max_duration, group_column, sto
     click.echo(f"wrote {out} ({result.clips} clips, {result.classes} classes, {result.bytes / 1e6:.1f} MB)")
 
 
+_FOLDER = click.Path(file_okay=False, path_type=Path)
+
+
 @click.command()
 @_common
-@click.option("--logdir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the projector files (e.g. runs/esc10).")
+# Not required=True at click's level: the old spelling --logdir alone must get through to renamed_option.
+@click.option("--out", type=_FOLDER, help="Folder for the projector files (e.g. runs/esc10), TensorBoard's logdir.  [required]")
+@renamed_option("--logdir", "--out", "out", type=_FOLDER, required=True)
 @friendly_errors(prefixes=_PREFIXES)
-def projector(data, models, pooling, batch_size, max_duration, group_column, store, thumbnail_seconds, precision,
-              logdir):
+def projector(data, models, pooling, batch_size, max_duration, group_column, store, thumbnail_seconds, precision, out):
     """Export embeddings for TensorBoard's embedding projector: one tensor per model,
     metadata.tsv (label, file, fold), a sprite of log-mel thumbnails and the projector
     config. Prints the tensorboard command that opens it."""
     from tfaudio.viz import MediaConfig, export_projector
 
     check_precision_runs(precision)
-    check_writable(logdir)  # before any clip is embedded
+    check_writable(out)  # before any clip is embedded
     result = export_projector(
-        data, models, logdir, media=MediaConfig(max_seconds=thumbnail_seconds), pooling=pooling, store=store,
+        data, models, out, media=MediaConfig(max_seconds=thumbnail_seconds), pooling=pooling, store=store,
         batch_size=batch_size, max_duration=max_duration, group_column=group_column, precision=precision,
     )
     for problem in result.skipped:
         click.echo(f"  skipped {problem.shown}: {problem.reason}", err=True)
     tensors = ", ".join(f"{name} {rows}x{dim}" for name, (rows, dim) in result.tensors.items())
-    click.echo(f"wrote {logdir}: {tensors}; metadata.tsv; sprite.png ({result.sprite_cell} px thumbnails)")
+    click.echo(f"wrote {out}: {tensors}; metadata.tsv; sprite.png ({result.sprite_cell} px thumbnails)")
     click.echo(f"open it with:\n  {result.command}\nthen the PROJECTOR tab (http://localhost:6006/#projector)")

@@ -10,38 +10,73 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from tfaudio.comparison.settings import parse_overrides
 from tfaudio.data.splits import Split
 
-#: Classifier names accepted by `make_classifier`, with what they stand for in reports.
-CLASSIFIERS = {
-    "rf": "random forest",
-    "mlp": "MLP",
-    "logreg": "logistic regression (linear probe)",
-}
+
+def _random_forest(params: dict):
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(**params)
 
 
-#: Defaults chosen for a few hundred to a few thousand clips of 100–2000-d vectors.
-_DEFAULTS = {
-    "rf": {"n_estimators": 500, "max_features": "sqrt", "n_jobs": -1},
-    "mlp": {
-        "hidden_layer_sizes": (256,),
-        "alpha": 1e-3,
-        "learning_rate_init": 1e-3,
-        "max_iter": 400,
-        "early_stopping": False,
-    },
-    "logreg": {"C": 1.0, "max_iter": 3000},
-}
+def _mlp(params: dict):
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier(**params)
+
+
+def _logistic_regression(params: dict):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(**params)
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """One classifier a comparison can run: everything about it lives in this one record.
+
+    name: what `--classifier` and `--param NAME.x=...` take ("rf"); label: how reports and the
+    ranking name it; short: the label inside a sentence; factory: hyperparameters -> an
+    unfitted scikit-learn estimator (imported only then); defaults: its hyperparameters unless
+    overridden, ((name, value), ...); parallel_splits: whether its splits gain from running in
+    parallel processes (`cross_validate`); linear: a linear probe, whose accuracy close to the
+    best classifier's says the classes are close to linearly separable (the discussion says so).
+    """
+
+    name: str
+    label: str
+    short: str
+    factory: Callable[[dict], object]
+    defaults: tuple[tuple[str, object], ...]
+    parallel_splits: bool
+    linear: bool = False
+
+
+#: Every classifier, by name, in the order comparisons run them. Defaults are chosen for a few
+#: hundred to a few thousand clips of 100-2000-d vectors. The random forest already spreads its
+#: trees over every core with threads (no BLAS), so its splits run one after the other; the MLP's
+#: and the linear probe's fits are one-threaded BLAS work once limited (`_fit_split`), so
+#: independent splits gain from parallel processes.
+CLASSIFIERS: dict[str, Classifier] = {c.name: c for c in (
+    Classifier("rf", "random forest", "random forest", _random_forest,
+               (("n_estimators", 500), ("max_features", "sqrt"), ("n_jobs", -1)), parallel_splits=False),
+    Classifier("mlp", "MLP", "MLP", _mlp,
+               (("hidden_layer_sizes", (256,)), ("alpha", 1e-3), ("learning_rate_init", 1e-3), ("max_iter", 400),
+                ("early_stopping", False)), parallel_splits=True),
+    Classifier("logreg", "logistic regression (linear probe)", "logistic regression", _logistic_regression,
+               (("C", 1.0), ("max_iter", 3000)), parallel_splits=True, linear=True),
+)}
 
 
 @dataclass(frozen=True)
 class ClassifierSpec:
-    """A classifier and its hyperparameters (merged over `_DEFAULTS`); seed sets random_state."""
+    """A classifier and its hyperparameters (merged over its defaults); seed sets random_state."""
 
     name: str
     params: tuple[tuple[str, object], ...] = ()
@@ -53,52 +88,23 @@ class ClassifierSpec:
 
     def resolved(self) -> dict:
         """The hyperparameters actually used: defaults, then overrides, then the seed."""
-        return {**_DEFAULTS[self.name], **dict(self.params), "random_state": self.seed}
+        return {**dict(CLASSIFIERS[self.name].defaults), **dict(self.params), "random_state": self.seed}
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, dict[str, object]]:
-    """`["rf.n_estimators=300", "mlp.hidden_layer_sizes=128,64"]` -> {"rf": {...}, "mlp": {...}}.
-
-    Values are read as int, float, a comma-separated int tuple, None/True/False, or kept as text.
-    """
-    out: dict[str, dict[str, object]] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        name, dot, param = key.partition(".")
-        if not sep or not dot or name not in CLASSIFIERS or not param:
-            raise ValueError(
-                f"cannot read hyperparameter {pair!r}: write CLASSIFIER.PARAM=VALUE with CLASSIFIER one of "
-                f"{', '.join(CLASSIFIERS)} (e.g. rf.n_estimators=300)"
-            )
-        out.setdefault(name, {})[param] = _parse_value(value)
-    return out
-
-
-def _parse_value(text: str):
-    named = {"none": None, "true": True, "false": False}
-    if text.lower() in named:
-        return named[text.lower()]
-    if "," in text:
-        return tuple(int(part) for part in text.split(",") if part)
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+    """`["rf.n_estimators=300", "mlp.hidden_layer_sizes=128,64"]` -> {"rf": {...}, "mlp": {...}}
+    (values read by `tfaudio.comparison.settings.parse_value`); ValueError for an unknown
+    classifier or a pair that is not CLASSIFIER.PARAM=VALUE."""
+    return parse_overrides(pairs, CLASSIFIERS, "hyperparameter", "CLASSIFIER.PARAM=VALUE", "rf.n_estimators=300")
 
 
 def make_classifier(spec: ClassifierSpec):
     """An unfitted scikit-learn pipeline: standardization, then the classifier."""
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    kinds = {"rf": RandomForestClassifier, "mlp": MLPClassifier, "logreg": LogisticRegression}
     try:
-        model = kinds[spec.name](**spec.resolved())
+        model = CLASSIFIERS[spec.name].factory(spec.resolved())
     except TypeError as err:
         raise ValueError(f"bad hyperparameter for {spec.name}: {err}") from None
     return make_pipeline(StandardScaler(), model)
@@ -127,10 +133,6 @@ def _finite(X) -> np.ndarray:
     return X
 
 
-#: Classifiers whose fits are one-threaded BLAS work once limited (below), so independent
-#: splits gain from running in parallel processes. The random forest already spreads its trees
-#: over every core with threads (no BLAS), so its splits run one after the other.
-_PARALLEL_SPLITS = ("mlp", "logreg")
 #: Below this many values (clips x dim) all splits fit in about a CPU second (ESC-10's 400 x 104
 #: hand-crafted vectors: logistic regression 0.16 s for 5 splits, the MLP 2.8 s), about what
 #: starting the worker processes costs the first time, so the splits run in this process.
@@ -145,7 +147,7 @@ def _workers(spec: ClassifierSpec, per_split: Sequence[np.ndarray], n_jobs: int 
     """Processes for the splits: n_jobs if given, else parallel only where it is faster."""
     if n_jobs is not None:
         return max(1, min(n_jobs if n_jobs > 0 else _cores(), len(per_split)))
-    if spec.name not in _PARALLEL_SPLITS or per_split[0].size < _PARALLEL_MIN_VALUES:
+    if not CLASSIFIERS[spec.name].parallel_splits or per_split[0].size < _PARALLEL_MIN_VALUES:
         return 1
     return max(1, min(_cores(), len(per_split)))
 

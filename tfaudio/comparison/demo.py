@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from tfaudio.comparison.report import write_report
@@ -48,7 +47,3 @@ def run_demo(out: Path, config: CompareConfig, log: Callable[[str], None], comma
     result.fallback = fallback
     write_report(result, out)
     return result
-
-
-def demo_config(**overrides) -> CompareConfig:
-    return replace(CompareConfig(models=DEMO_MODELS), **overrides)

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tfaudio.comparison.classifiers import CLASSIFIERS
+from tfaudio.comparison.metrics import McNemar, difference_ci
 from tfaudio.comparison.result import BASELINE
 from tfaudio.models.registry import card_for
 
 if TYPE_CHECKING:
-    from tfaudio.comparison.result import ComparisonResult
+    from tfaudio.comparison.result import ComparisonResult, Run
 
 
 #: Published results on ESC-10 (Piczak 2015, "ESC: Dataset for Environmental Sound Classification").
@@ -45,59 +47,104 @@ def _p(value: float) -> str:
 
 
 def _label(run) -> str:
-    from tfaudio.comparison.classifiers import CLASSIFIERS
-
-    return f"{run.representation} + {CLASSIFIERS[run.classifier]}"
+    return f"{run.representation} + {CLASSIFIERS[run.classifier].label}"
 
 
 def paragraphs(result: ComparisonResult) -> list[str]:
     """The discussion, one paragraph per list item (plain text with **bold** for Markdown/HTML)."""
     out = [_verdict(result)]
-    for part in (_classes(result), _confusions(result), _others(result), _classifiers(result), _hypotheses(result),
-                 _anchors(result), _caveats(result)):
+    for part in (_leakage(result), _classes(result), _confusions(result), _others(result), _classifiers(result),
+                 _hypotheses(result), _anchors(result), _caveats(result)):
         if part:
             out.append(part)
     return out
 
 
+def _ci(interval: tuple[float, float]) -> str:
+    return f"{_pct(interval[0])}–{_pct(interval[1])}"
+
+
+def _difference(test: McNemar, clips: int, seed: int) -> str:
+    low, high = difference_ci(test, clips, seed=seed)
+    return f"95 % CI of the difference {100 * low:+.1f} to {100 * high:+.1f} points"
+
+
 def _verdict(result: ComparisonResult) -> str:
-    best, base = result.winner, result.best_of(BASELINE)
-    if best.representation == BASELINE:
-        runner = next((r for r in result.ranked() if r.representation != BASELINE), None)
-        if runner is None:
-            return (f"**Only the hand-crafted baseline was evaluated**: {_label(best)} reaches "
-                    f"{_pct(best.metrics.accuracy)} (95 % CI {_pct(best.metrics.accuracy_ci[0])}–"
-                    f"{_pct(best.metrics.accuracy_ci[1])}). Add a learned representation (--model yamnet) to compare.")
-        test, same = runner.versus_baseline, result.run(BASELINE, runner.classifier)
-        # Say which side is ahead: the runner can beat the baseline with its own classifier while
-        # losing to the baseline's best, and a bare p-value would read as either.
-        ahead = ("ahead of" if test.only_a > test.only_b else "behind" if test.only_a < test.only_b
-                 else "level with")
-        significance = "significant" if test.p_value < 0.05 else "not significant"
-        return (f"**The hand-crafted baseline wins**: {_label(best)} reaches {_pct(best.metrics.accuracy)} "
-                f"(95 % CI {_pct(best.metrics.accuracy_ci[0])}–{_pct(best.metrics.accuracy_ci[1])}). The best learned "
-                f"representation, {_label(runner)}, reaches {_pct(runner.metrics.accuracy)} "
-                f"({_pp(runner.metrics.accuracy - best.metrics.accuracy)}). Against the baseline with the same "
-                f"classifier ({_label(same)}, {_pct(same.metrics.accuracy)}) it is {ahead} it: right where that "
-                f"baseline is wrong on {_clips(test.only_a)}, wrong where it is right on {_clips(test.only_b)}; "
-                f"McNemar gives {_p(test.p_value)} ({significance}).")
-    test = result.winner_versus_baseline()
-    margin = best.metrics.accuracy - base.metrics.accuracy
-    if test.p_value < 0.05 and test.only_a <= test.only_b:
-        strength = "yet the baseline is right on more of the clips where they disagree: treat the ranking as a tie"
-    elif test.p_value < 0.01:
-        strength = "so it is significantly better than the baseline"
-    elif test.p_value < 0.05:
-        strength = "so it is better than the baseline, significant at the 5 % level but not at 1 %"
-    else:
-        strength = "so it is not significantly different from the baseline"
+    """The first paragraph: the best learned run against the baseline's best run, worded as
+    McNemar's test on their predictions allows: a tie, no significant difference (p >= 0.05),
+    or a win for the side that is right on more of the clips where they disagree."""
+    base, learned = result.best_of(BASELINE), result.best_learned()
+    if learned is None:
+        return (f"**Only the hand-crafted baseline was evaluated**: {_label(base)} reaches "
+                f"{_pct(base.metrics.accuracy)} (95 % CI {_ci(base.metrics.accuracy_ci)}). Add a learned "
+                "representation (--model yamnet) to compare.")
+    test = result.learned_versus_baseline()
+    if test.only_a == test.only_b:
+        return _tie(result, learned, base, test)
+    if test.p_value >= 0.05:
+        return _no_difference(result, learned, base, test)
+    return _learned_wins(result, learned, base, test) if test.only_a > test.only_b else \
+        _baseline_wins(result, learned, base, test)
+
+
+def _learned_wins(result: ComparisonResult, best: Run, base: Run, test: McNemar) -> str:
+    strength = ("so it is significantly better than the baseline" if test.p_value < 0.01
+                else "so it is better than the baseline, significant at the 5 % level but not at 1 %")
     return (f"**{best.representation} wins**: {_label(best)} classifies {_pct(best.metrics.accuracy)} of the clips "
-            f"correctly over {len(result.splits)} splits (95 % bootstrap CI {_pct(best.metrics.accuracy_ci[0])}–"
-            f"{_pct(best.metrics.accuracy_ci[1])}; per split {_pct(best.metrics.fold_mean)} ± "
-            f"{_pct(best.metrics.fold_std)}), against {_pct(base.metrics.accuracy)} for the best hand-crafted model "
-            f"({_label(base)}): {_pp(margin)}. On the same clips the winner is right where the baseline is wrong on "
-            f"{_clips(test.only_a)} and the reverse happens on {_clips(test.only_b)}; McNemar's exact test gives "
-            f"{_p(test.p_value)}, {strength}.")
+            f"correctly over {len(result.splits)} splits (95 % bootstrap CI {_ci(best.metrics.accuracy_ci)}; per split "
+            f"{_pct(best.metrics.fold_mean)} ± {_pct(best.metrics.fold_std)}), against {_pct(base.metrics.accuracy)} "
+            f"for the best hand-crafted model ({_label(base)}): {_pp(best.metrics.accuracy - base.metrics.accuracy)}. On the same clips the winner is "
+            f"right where the baseline is wrong on {_clips(test.only_a)} and the reverse happens on "
+            f"{_clips(test.only_b)}; McNemar's exact test gives {_p(test.p_value)}, {strength}.")
+
+
+def _baseline_wins(result: ComparisonResult, learned: Run, base: Run, test: McNemar) -> str:
+    text = (f"**The hand-crafted baseline wins**: {_label(base)} reaches {_pct(base.metrics.accuracy)} "
+            f"(95 % CI {_ci(base.metrics.accuracy_ci)}). The best learned representation, {_label(learned)}, reaches "
+            f"{_pct(learned.metrics.accuracy)} ({_pp(learned.metrics.accuracy - base.metrics.accuracy)}; "
+            f"{_difference(test, len(result.labels), result.config.seed)}). On the same clips that baseline is right "
+            f"where {learned.representation} is wrong on {_clips(test.only_b)} and the reverse happens on "
+            f"{_clips(test.only_a)}; McNemar's exact test gives {_p(test.p_value)}, so the baseline is significantly "
+            "better.")
+    same = result.run(BASELINE, learned.classifier)
+    if same is base:
+        return text
+    # The learned run can beat the baseline with its own classifier while losing to the
+    # baseline's best: say which side is ahead there too, as a bare p-value reads as either.
+    versus = learned.versus_baseline
+    ahead = "ahead of" if versus.only_a > versus.only_b else "behind" if versus.only_a < versus.only_b else "level with"
+    significance = "significant" if versus.p_value < 0.05 else "not significant"
+    return (f"{text} Against the baseline with the same classifier ({_label(same)}, {_pct(same.metrics.accuracy)}) "
+            f"it is {ahead} it: right where that baseline is wrong on {_clips(versus.only_a)}, wrong where it is right "
+            f"on {_clips(versus.only_b)}; McNemar gives {_p(versus.p_value)} ({significance}).")
+
+
+def _no_difference(result: ComparisonResult, learned: Run, base: Run, test: McNemar) -> str:
+    return (f"**No significant difference** between the best learned representation and the hand-crafted baseline: "
+            f"{_label(learned)} classifies {_pct(learned.metrics.accuracy)} of the clips correctly (95 % bootstrap CI "
+            f"{_ci(learned.metrics.accuracy_ci)}), the best hand-crafted model, {_label(base)}, "
+            f"{_pct(base.metrics.accuracy)} ({_ci(base.metrics.accuracy_ci)}): "
+            f"{_pp(learned.metrics.accuracy - base.metrics.accuracy)} "
+            f"({_difference(test, len(result.labels), result.config.seed)}). On the same clips "
+            f"{learned.representation} is right where the baseline is wrong on {_clips(test.only_a)} and the reverse "
+            f"happens on {_clips(test.only_b)}; McNemar's exact test gives {_p(test.p_value)}, so chance could give a "
+            "difference this large: neither is shown to be better.")
+
+
+def _tie(result: ComparisonResult, learned: Run, base: Run, test: McNemar) -> str:
+    disagreement = ("They are right and wrong on exactly the same clips." if test.only_a == 0 else
+                    f"They disagree on {_clips(2 * test.only_a)}, each right on half of them; McNemar's exact test "
+                    f"gives {_p(test.p_value)}.")
+    return (f"**A tie**: {_label(learned)} and the best hand-crafted model, {_label(base)}, both classify "
+            f"{_pct(base.metrics.accuracy)} of the clips correctly over {len(result.splits)} splits (95 % bootstrap CI "
+            f"{_ci(base.metrics.accuracy_ci)}). {disagreement} Neither is better on these clips.")
+
+
+def _leakage(result: ComparisonResult) -> str | None:
+    """Right after the verdict: a representation tested on clips it was trained on."""
+    if not result.leakage:
+        return None
+    return "**Test clips leaked into training**: " + " ".join(leak.sentence() for leak in result.leakage)
 
 
 def _others(result: ComparisonResult) -> str | None:
@@ -163,11 +210,12 @@ def _classifiers(result: ComparisonResult) -> str | None:
     for info in result.representations:
         accuracies = {r.classifier: r.metrics.accuracy for r in result.runs if r.representation == info.name}
         spread = max(accuracies.values()) - min(accuracies.values())
-        if "logreg" in accuracies and accuracies["logreg"] >= max(max(accuracies.values()) - 0.01, 0.9):
+        probe = max((a for c, a in accuracies.items() if CLASSIFIERS[c].linear), default=None)
+        if probe is not None and probe >= max(max(accuracies.values()) - 0.01, 0.9):
             linear.append(info.name)
         elif spread > 0.05:
             best = max(accuracies, key=accuracies.get)
-            sensitive.append(f"{info.name} ({_pp(spread)} between classifiers; best: {CLASSIFIERS_SHORT[best]})")
+            sensitive.append(f"{info.name} ({_pp(spread)} between classifiers; best: {CLASSIFIERS[best].short})")
     text = []
     if linear:
         text.append(f"a linear probe is within one point of the best classifier for {', '.join(linear)}, so "
@@ -175,9 +223,6 @@ def _classifiers(result: ComparisonResult) -> str | None:
     if sensitive:
         text.append("the classifier matters for " + "; ".join(sensitive))
     return ("Classifiers: " + "; ".join(text) + ".") if text else None
-
-
-CLASSIFIERS_SHORT = {"rf": "random forest", "mlp": "MLP", "logreg": "logistic regression"}
 
 
 def _hypotheses(result: ComparisonResult) -> str | None:

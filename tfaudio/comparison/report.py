@@ -124,10 +124,19 @@ def timings_dict(result: ComparisonResult) -> dict:
 
 def _figures(result: ComparisonResult) -> list[tuple[str, object]]:
     """(title, plotly Figure) for the page, in order."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+    best_runs = [result.best_of(i.name) for i in result.representations]
+    figures = [("Accuracy with 95 % intervals", _accuracy_figure(result)),
+               ("Confusion matrices", _confusion_figure(result, best_runs)),
+               ("Per-class F1", _f1_figure(result, best_runs))]
+    if result.vectors:
+        figures.append(("PCA thumbnails", _pca_figure(result)))
+    return figures
 
-    figures = []
+
+def _accuracy_figure(result: ComparisonResult):
+    """Every run's pooled accuracy with its bootstrap interval, best first; the baseline grey."""
+    import plotly.graph_objects as go
+
     ranked = result.ranked()
     labels = [f"{r.representation} / {r.classifier}" for r in ranked]
     accuracy = np.array([r.metrics.accuracy for r in ranked])
@@ -143,9 +152,14 @@ def _figures(result: ComparisonResult) -> list[tuple[str, object]]:
     bars.update_layout(title="Accuracy of the pooled out-of-fold predictions with 95 % bootstrap interval; grey: hand-crafted baseline",
                        xaxis_title="accuracy (%)", yaxis={"autorange": "reversed"},
                        height=120 + 28 * len(ranked), margin={"l": 220})
-    figures.append(("Accuracy with 95 % intervals", bars))
+    return bars
 
-    best_runs = [result.best_of(i.name) for i in result.representations]
+
+def _confusion_figure(result: ComparisonResult, best_runs: list):
+    """The normalized confusion matrix of each representation's best run, side by side."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
     classes = list(result.classes)
     heat = make_subplots(rows=1, cols=len(best_runs), subplot_titles=[f"{r.representation} / {r.classifier}"
                                                                        for r in best_runs], horizontal_spacing=0.06)
@@ -159,47 +173,56 @@ def _figures(result: ComparisonResult) -> list[tuple[str, object]]:
         heat.update_yaxes(autorange="reversed", row=1, col=col, showticklabels=col == 1)
     heat.update_layout(title="Confusion matrices (rows: true class, normalized; hover for counts), best classifier "
                              "per representation", height=260 + 22 * len(classes), width=None)
-    figures.append(("Confusion matrices", heat))
+    return heat
+
+
+def _f1_figure(result: ComparisonResult, best_runs: list):
+    """Per-class F1 of each representation's best run, grouped by class."""
+    import plotly.graph_objects as go
 
     f1 = go.Figure()
     for run in best_runs:
-        f1.add_trace(go.Bar(name=f"{run.representation} / {run.classifier}", x=classes,
+        f1.add_trace(go.Bar(name=f"{run.representation} / {run.classifier}", x=list(result.classes),
                             y=run.metrics.per_class["f1"], hovertemplate="%{x}: F1 %{y:.2f}<extra></extra>"))
     f1.update_layout(barmode="group", title="Per-class F1, best classifier per representation", yaxis_title="F1",
                      yaxis_range=[0, 1.02], height=420)
-    figures.append(("Per-class F1", f1))
+    return f1
 
-    if result.vectors:
-        from sklearn.decomposition import PCA
-        from sklearn.preprocessing import StandardScaler
 
-        names = list(result.vectors)
-        per_split = {i.name for i in result.representations if i.per_split}
-        titles = [f"{n} (split 1's model)" if n in per_split else n for n in names]
-        scatter = make_subplots(rows=1, cols=len(names), subplot_titles=titles, horizontal_spacing=0.04)
-        palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                   "#bcbd22", "#17becf"]
-        files = [result.dataset.relative(c) for c in result.dataset.clips]
-        for col, name in enumerate(names, 1):
-            X = result.vectors[name]
-            if name == BASELINE:  # its columns have different units (Hz, dB, ratios): standardize
-                X = StandardScaler().fit_transform(X)
-            points = PCA(2, random_state=0).fit_transform(X)
-            for k, label in enumerate(classes):
-                rows = result.labels == k
-                scatter.add_trace(go.Scattergl(
-                    x=points[rows, 0], y=points[rows, 1], mode="markers", name=label, legendgroup=label,
-                    showlegend=col == 1, marker={"size": 5, "color": palette[k % len(palette)],
-                                                 "symbol": ["circle", "square", "diamond", "cross", "x"][k // 10 % 5]},
-                    text=[files[i] for i in np.flatnonzero(rows)], customdata=[label] * int(rows.sum()),
-                    hovertemplate="%{text}<extra>%{customdata}</extra>",
-                ), row=1, col=col)
-            scatter.update_xaxes(showticklabels=False, row=1, col=col)
-            scatter.update_yaxes(showticklabels=False, row=1, col=col)
-        scatter.update_layout(title="PCA of the clip vectors (2-D thumbnails of all clips; the baseline standardized)",
-                              height=460, legend={"orientation": "h", "y": -0.08})
-        figures.append(("PCA thumbnails", scatter))
-    return figures
+def _pca_figure(result: ComparisonResult):
+    """2-D PCA of every representation's clip vectors, one panel each, coloured by class."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    classes = list(result.classes)
+    names = list(result.vectors)
+    per_split = {i.name for i in result.representations if i.per_split}
+    titles = [f"{n} (split 1's model)" if n in per_split else n for n in names]
+    scatter = make_subplots(rows=1, cols=len(names), subplot_titles=titles, horizontal_spacing=0.04)
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+               "#bcbd22", "#17becf"]
+    files = [result.dataset.relative(c) for c in result.dataset.clips]
+    for col, name in enumerate(names, 1):
+        X = result.vectors[name]
+        if name == BASELINE:  # its columns have different units (Hz, dB, ratios): standardize
+            X = StandardScaler().fit_transform(X)
+        points = PCA(2, random_state=0).fit_transform(X)
+        for k, label in enumerate(classes):
+            rows = result.labels == k
+            scatter.add_trace(go.Scattergl(
+                x=points[rows, 0], y=points[rows, 1], mode="markers", name=label, legendgroup=label,
+                showlegend=col == 1, marker={"size": 5, "color": palette[k % len(palette)],
+                                             "symbol": ["circle", "square", "diamond", "cross", "x"][k // 10 % 5]},
+                text=[files[i] for i in np.flatnonzero(rows)], customdata=[label] * int(rows.sum()),
+                hovertemplate="%{text}<extra>%{customdata}</extra>",
+            ), row=1, col=col)
+        scatter.update_xaxes(showticklabels=False, row=1, col=col)
+        scatter.update_yaxes(showticklabels=False, row=1, col=col)
+    scatter.update_layout(title="PCA of the clip vectors (2-D thumbnails of all clips; the baseline standardized)",
+                          height=460, legend={"orientation": "h", "y": -0.08})
+    return scatter
 
 
 # --------------------------------------------------------------------------- text
@@ -211,7 +234,7 @@ def _ranking_rows(result: ComparisonResult) -> list[list[str]]:
     for rank, run in enumerate(result.ranked(), 1):
         m, versus = run.metrics, run.versus_baseline
         rows.append([
-            str(rank), run.representation, CLASSIFIERS[run.classifier], str(dims[run.representation]),
+            str(rank), run.representation, CLASSIFIERS[run.classifier].label, str(dims[run.representation]),
             f"{100 * m.accuracy:.1f}",
             f"{100 * m.accuracy_ci[0]:.1f}–{100 * m.accuracy_ci[1]:.1f}",
             f"{100 * m.fold_mean:.1f} ± {100 * m.fold_std:.1f}",
@@ -223,7 +246,7 @@ def _ranking_rows(result: ComparisonResult) -> list[list[str]]:
 
 
 _RANK_HEAD = ["#", "representation", "classifier", "dim", "accuracy %", "95 % CI", "per split % (mean ± std)", "macro P",
-              "macro R", "macro F1", "McNemar p vs baseline", "fit s / predict per split"]
+              "macro R", "macro F1", f"McNemar p vs {BASELINE} with the same classifier", "fit s / predict per split"]
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:

@@ -17,9 +17,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-
-
-
 @dataclass(frozen=True)
 class RepresentationInfo:
     """A representation as the report describes it: its pooled dimension, what determines its
@@ -39,6 +36,31 @@ class RepresentationInfo:
 class Unavailable:
     name: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Leakage:
+    """A representation loaded from disk that was fitted on clips it is tested on.
+
+    name: the representation; clips: how many of the compared clips are both in its training
+    and in a test split; compared: the clips compared; splits: the names of the splits whose
+    test side holds such clips, of `total_splits`.
+    """
+
+    name: str
+    clips: int
+    compared: int
+    splits: tuple[str, ...]
+    total_splits: int
+
+    def sentence(self) -> str:
+        """What the warning and the report say about it."""
+        where = ("every split" if len(self.splits) == self.total_splits
+                 else f"{len(self.splits)} of {self.total_splits} splits ({', '.join(self.splits)})")
+        return (f"{self.name} was trained on {self.clips} of the {self.compared} clips it is tested on (in the test "
+                f"side of {where}), so its scores are optimistic: its vectors were learned from the very clips they "
+                "are tested on. Train it on clips outside those test splits, or let compare train one per split "
+                "(--model autoencoder instead of autoencoder:PATH).")
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,7 @@ class ComparisonResult:
     unavailable: list[Unavailable] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    leakage: list[Leakage] = field(default_factory=list)
     command: str = ""
     fallback: str | None = None  # why the data is not what was asked for (e.g. offline demo)
 
@@ -101,6 +124,18 @@ class ComparisonResult:
     def winner(self) -> Run:
         return self.ranked()[0]
 
+    def best_learned(self) -> Run | None:
+        """The best run of any representation but the baseline (None: only the baseline ran)."""
+        return next((r for r in self.ranked() if r.representation != BASELINE), None)
+
+    def learned_versus_baseline(self) -> McNemar | None:
+        """McNemar of the best learned run against the baseline's best run: what the verdict
+        tests, whichever of the two ranks first (None: only the baseline ran)."""
+        learned = self.best_learned()
+        if learned is None:
+            return None
+        return mcnemar(self.labels, learned.cv.predictions, self.best_of(BASELINE).cv.predictions)
+
     def winner_versus_baseline(self) -> McNemar | None:
         """McNemar of the overall winner against the baseline's best classifier."""
         best, base = self.winner, self.best_of(BASELINE)
@@ -110,6 +145,8 @@ class ComparisonResult:
 
     @property
     def ranking(self) -> pd.DataFrame:
+        """One row per run, best first: accuracy with its interval, macro scores, timings, and
+        mcnemar_p, the run against the baseline with the same classifier (NaN for the baseline)."""
         import pandas as pd
 
         dims = {r.name: r.dim for r in self.representations}

@@ -7,7 +7,8 @@ same folds, and the numbers a reviewer would ask for.
 
 The flow: load the dataset; embed it with each representation through the embedding store
 (so a second comparison costs seconds); keep the clips every representation could read; drop
-classes too small for the split, saying so; build the splits once; fit each representation that
+classes too small for the split, saying so; build the splits once; warn when a representation
+loaded from disk was fitted on clips a split tests it on; fit each representation that
 learns from the data (a `LearnedRepresentation`) on every split's training clips and embed the
 split with it; cross-validate every classifier on every representation over those same splits;
 test each learned representation against the hand-crafted baseline with McNemar's test on the
@@ -17,6 +18,7 @@ same out-of-fold predictions.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -25,9 +27,9 @@ import numpy as np
 
 from tfaudio.assets import WeightsError
 from tfaudio.comparison.classifiers import cross_validate
-from tfaudio.comparison.config import BASELINE, CompareConfig, CompareError
+from tfaudio.comparison.config import BASELINE, CompareConfig, CompareError, LeakageWarning
 from tfaudio.comparison.metrics import mcnemar, score
-from tfaudio.comparison.result import ComparisonResult, RepresentationInfo, Run, Unavailable
+from tfaudio.comparison.result import ComparisonResult, Leakage, RepresentationInfo, Run, Unavailable
 from tfaudio.data.dataset import Dataset, Problem, load_dataset
 from tfaudio.data.splits import Split, drop_small_classes, make_splits, minimum_per_class, resolve_strategy
 from tfaudio.models.base import LearnedRepresentation, ModelUnavailable, Representation
@@ -76,6 +78,9 @@ def compare(
 
     Unavailable models are recorded with the reason and the run goes on (CompareError under
     config.strict); unreadable files are skipped and listed (AudioError under config.strict).
+    A representation loaded from disk that was fitted on clips of a test split is compared, with
+    a LeakageWarning and a paragraph of the report saying so. CompareError for a fit setting
+    the representation it names does not take.
     """
     from tfaudio.data.dataset import summarize
 
@@ -84,23 +89,25 @@ def compare(
         raise CompareError(f"{dataset.root}: no audio clips found")
     store = EmbeddingStore(config.store)
     outcome = _Outcome(config, log)
-    models, tables, learners = _embed_every_model(dataset, store, outcome)
+    ready, learners = _resolve_models(outcome)
+    tables = _embed_every_model(dataset, ready, store, outcome)
     if BASELINE not in tables:
         raise CompareError("the hand-crafted baseline could not be computed; every comparison needs it")
     strategy = resolve_strategy(dataset, config.split)
     working, small = _working_set(dataset, tables, strategy, outcome)
     splits = make_splits(working, strategy, config.folds, config.seed)
+    leakage = _leakage(working, splits, {name: ready[name] for name in tables}, outcome)
 
     vectors: dict[str, np.ndarray | list[np.ndarray]] = {}
     infos: list[RepresentationInfo] = []
     for name, table in tables.items():
         row = {str(c.path): i for i, c in enumerate(table.clips)}
         vectors[name] = np.asarray(table.vectors)[[row[str(c.path)] for c in working.clips]]
-        infos.append(RepresentationInfo(name, vectors[name].shape[1], table.pooling, models[name].identity(),
+        infos.append(RepresentationInfo(name, vectors[name].shape[1], table.pooling, ready[name].identity(),
                                         table.stats.cached, table.stats.computed, table.stats.seconds))
     for name, learner in learners.items():
         try:
-            learner = learner.configure(config.fit_settings)
+            learner = learner.configure(config.fit_settings(name))
             vectors[name], info = _fit_per_split(name, learner, working, splits, store, outcome)
         except (ModelUnavailable, CompareError) as err:
             outcome.left_out(name, err)
@@ -122,35 +129,56 @@ def compare(
         unavailable=outcome.unavailable,
         skipped=[*outcome.skipped.values(), *small],
         notes=list(dict.fromkeys(outcome.notes)),
+        leakage=leakage,
         command=command,
     )
 
 
-def _embed_every_model(dataset: Dataset, store: EmbeddingStore, outcome: _Outcome):
-    """Resolve each model of the comparison and embed the dataset with the ready ones.
-
-    Returns (representations, EmbeddingTables, learned representations to fit per split), each
-    by name; unavailable models go to `outcome`, and so do the clips a table could not read.
-    """
+def _resolve_models(outcome: _Outcome) -> tuple[dict[str, Representation], dict[str, LearnedRepresentation]]:
+    """Each model of the comparison at its precision, by name: (ready to embed, to fit per
+    split once the splits are known). Unavailable models go to `outcome`; CompareError, before
+    any clip is embedded, for fit settings a model does not take."""
     from tfaudio.models.precision import with_precision
     from tfaudio.models.registry import get
+
+    config = outcome.config
+    ready: dict[str, Representation] = {}
+    learners: dict[str, LearnedRepresentation] = {}
+    for name in config.model_list:
+        try:
+            found = get(name)
+            representation = with_precision(found, config.precision)
+        except ModelUnavailable as err:
+            outcome.left_out(name, err)
+            continue
+        known = found.settings if isinstance(found, LearnedRepresentation) else ()
+        unknown = [setting for setting in config.fit_overrides(name) if setting not in known]
+        if unknown:
+            takes = f"it takes {', '.join(known)}" if known else "it is not trained on each split's clips"
+            raise CompareError(f"--fit {name}.{unknown[0]}: {name} has no setting {unknown[0]!r}; {takes}")
+        if isinstance(representation, LearnedRepresentation):
+            learners[name] = representation  # fitted per split, once the splits are known
+        else:
+            ready[name] = representation
+            # A wrapper (another precision) reports what the representation it wraps was fitted on.
+            ready[name].trained_on = found.trained_on
+    return ready, learners
+
+
+def _embed_every_model(dataset: Dataset, ready: dict[str, Representation], store: EmbeddingStore,
+                       outcome: _Outcome) -> dict:
+    """The dataset embedded with each representation of `ready`, by name (EmbeddingTables).
+
+    A network that fails to load leaves the comparison (to `outcome`), and so do the clips a
+    table could not read.
+    """
     from tfaudio.pipeline.local import EmbedConfig, embed_dataset
 
     config = outcome.config
     embed_config = EmbedConfig(pooling=config.pooling, batch_size=config.batch_size,
                                max_duration=config.max_duration, strict=config.strict)
-    models: dict[str, Representation] = {}
     tables = {}
-    learners: dict[str, LearnedRepresentation] = {}
-    for name in config.model_list:
-        try:
-            representation = with_precision(get(name), config.precision)
-        except ModelUnavailable as err:
-            outcome.left_out(name, err)
-            continue
-        if isinstance(representation, LearnedRepresentation):
-            learners[name] = representation  # fitted per split, once the splits are known
-            continue
+    for name, representation in ready.items():
         try:
             with _progress(len(dataset), f"embedding {name}") as bar:
                 table = embed_dataset(dataset, representation, store, embed_config, progress=bar.update)
@@ -158,13 +186,36 @@ def _embed_every_model(dataset: Dataset, store: EmbeddingStore, outcome: _Outcom
             # A pretrained network loads on first use: damaged or mismatched weights show here.
             outcome.left_out(name, err)
             continue
-        models[name], tables[name] = representation, table
+        tables[name] = table
         for problem in table.stats.skipped:
             if problem.path not in outcome.skipped:
                 outcome.skipped[problem.path] = problem
                 outcome.log(f"skipped {problem.shown}: {problem.reason}")
         outcome.log(f"{name}: {len(table.clips)} clips ({table.stats.cached} cached, {table.stats.computed} computed)")
-    return models, tables, learners
+    return tables
+
+
+def _leakage(working: Dataset, splits: list[Split], models: dict[str, Representation],
+             outcome: _Outcome) -> list[Leakage]:
+    """The representations fitted on clips that a split tests them on (by content digest,
+    so a copy of a clip under another name counts), each with a LeakageWarning."""
+    fitted = {name: m.trained_on for name, m in models.items() if m.trained_on is not None}
+    if not fitted:
+        return []  # nothing to check: no clip is hashed again
+    from tfaudio.store import hash_clips
+
+    digests = np.array(hash_clips(working.clips), dtype=object)
+    found = []
+    for name, trained_on in fitted.items():
+        seen = np.array([d is not None and d in trained_on for d in digests])
+        tested = [split for split in splits if seen[split.test].any()]
+        if tested:
+            clips = int(np.unique(np.concatenate([split.test[seen[split.test]] for split in tested])).size)
+            leak = Leakage(name, clips, len(working), tuple(split.name for split in tested), len(splits))
+            warnings.warn(LeakageWarning(leak.sentence()), stacklevel=3)
+            outcome.log(f"{name}: {clips} test clips were in its training")
+            found.append(leak)
+    return found
 
 
 def _working_set(dataset: Dataset, tables: dict, strategy: str, outcome: _Outcome) -> tuple[Dataset, list[Problem]]:

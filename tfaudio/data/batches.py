@@ -117,11 +117,6 @@ def pad_windows(windows: Sequence[Window], samples: Sequence[np.ndarray]) -> Win
     return WindowBatch(tuple(windows), waveforms, lengths)
 
 
-def batch_windows(windows: Sequence[Window]) -> WindowBatch:
-    """Decode windows (raising `AudioError` for the first that fails) and pad them to one width."""
-    return pad_windows(windows, [read_window(w) for w in windows])
-
-
 class _Buckets:
     """Windows (with any payload) kept by `bucket_width(window.length)`: `add` returns the bucket
     that the window would overflow (to be batched now), `rest` what remains, smallest width first."""
@@ -175,79 +170,18 @@ def iter_window_batches(
     `max_windows` windows), decoded in a background thread one batch ahead of the caller.
 
     plan(item) gives an item's windows (a clip's, from its header); prepare(windows), if given,
-    may replace them (run in the background too: the hand-crafted loudness reference). Batches are
+    may replace them (run in the background too: a representation's clip state). Batches are
     formed as `group_windows` forms them; a long clip's windows are decoded as soon as it is
     planned, in one pass over the file (`iter_clip_windows`), the others when their batch is. An item whose planning,
     preparation or decoding fails is passed to on_error (in the caller's thread) and none of its
     windows are yielded after that; without on_error the AudioError propagates.
     """
-    events: queue.Queue = queue.Queue(maxsize=1)  # one decoded batch waiting: bounded memory
-    stop = threading.Event()
-
-    def put(event) -> None:
-        while not stop.is_set():
-            try:
-                events.put(event, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def produce() -> None:
-        try:
-            by_position: dict[int, T] = {}
-            failed: set[int] = set()
-            buckets = _Buckets(max_samples, max_windows)
-
-            def decode(entries: list[tuple[Window, np.ndarray | None]]) -> None:
-                waves = list(pool.map(lambda e: _read_or_error(e[0]) if e[1] is None else e[1], entries))
-                good = []
-                for (window, _), wave in zip(entries, waves):
-                    if isinstance(wave, AudioError):
-                        if window.position not in failed:
-                            failed.add(window.position)
-                            put(("error", wave, by_position[window.position]))
-                    elif window.position not in failed:
-                        good.append((window, wave))
-                if good:
-                    put(("batch", pad_windows([w for w, _ in good], [v for _, v in good]), None))
-
-            def add(window: Window, samples: np.ndarray | None) -> None:
-                full = buckets.add(window, (window, samples))
-                if full:
-                    decode(full)
-
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for item in items:
-                    if stop.is_set():
-                        return
-                    windows: list[Window] = []
-                    try:
-                        windows = plan(item)
-                        windows = prepare(windows) if prepare is not None else windows
-                        for window in windows:
-                            by_position[window.position] = item
-                        if len(windows) == 1:  # decoded when its batch is: in parallel with others
-                            add(windows[0], None)
-                            continue
-                        # A long clip is decoded now, in one pass (exact for resampled files too).
-                        for window, samples in iter_clip_windows(windows):
-                            add(window, samples)
-                    except AudioError as err:
-                        if not (windows and windows[0].position in failed):  # not reported yet
-                            failed.update(w.position for w in windows[:1])
-                            put(("error", err, item))
-                for bucket in buckets.rest():
-                    if not stop.is_set():
-                        decode(bucket)
-            put(("done", None, None))
-        except BaseException as err:  # a bug, or an interruption: the caller re-raises it
-            put(("raise", err, None))
-
-    thread = threading.Thread(target=produce, name="tfaudio-decode", daemon=True)
+    producer = _Producer(plan, prepare, _Buckets(max_samples, max_windows), workers)
+    thread = threading.Thread(target=producer.run, args=(items,), name="tfaudio-decode", daemon=True)
     thread.start()
     try:
         while True:
-            kind, value, item = events.get()
+            kind, value, item = producer.events.get()
             if kind == "batch":
                 yield value
             elif kind == "error":
@@ -259,8 +193,84 @@ def iter_window_batches(
             else:
                 return
     finally:
-        stop.set()
+        producer.stop.set()
         thread.join()
+
+
+class _Producer:
+    """The background half of `iter_window_batches`: plans each item, buckets its windows and
+    decodes full buckets, handing ("batch", WindowBatch, None), ("error", AudioError, item),
+    ("raise", exception, None) and finally ("done", None, None) to the caller through `events`,
+    which holds one decoded batch at most (bounded memory)."""
+
+    def __init__(self, plan, prepare, buckets: _Buckets, workers: int):
+        self.plan, self.prepare, self.buckets, self.workers = plan, prepare, buckets, workers
+        self.events: queue.Queue = queue.Queue(maxsize=1)
+        self.stop = threading.Event()
+        self.by_position: dict[int, object] = {}  # window.position -> its item
+        self.failed: set[int] = set()  # positions already reported
+
+    def put(self, event) -> None:
+        """Hand an event to the caller, waiting while it works, unless it has stopped listening."""
+        while not self.stop.is_set():
+            try:
+                self.events.put(event, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def run(self, items: Iterable) -> None:
+        try:
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                for item in items:
+                    if self.stop.is_set():
+                        return
+                    self._plan(item, pool)
+                for bucket in self.buckets.rest():
+                    if not self.stop.is_set():
+                        self._decode(bucket, pool)
+            self.put(("done", None, None))
+        except BaseException as err:  # a bug, or an interruption: the caller re-raises it
+            self.put(("raise", err, None))
+
+    def _plan(self, item, pool) -> None:
+        """One item's windows into their buckets (a long clip's decoded now, in one pass)."""
+        windows: list[Window] = []
+        try:
+            windows = self.plan(item)
+            windows = self.prepare(windows) if self.prepare is not None else windows
+            for window in windows:
+                self.by_position[window.position] = item
+            if len(windows) == 1:  # decoded when its batch is: in parallel with others
+                self._add(windows[0], None, pool)
+                return
+            # A long clip is decoded now, in one pass (exact for resampled files too).
+            for window, samples in iter_clip_windows(windows):
+                self._add(window, samples, pool)
+        except AudioError as err:
+            if not (windows and windows[0].position in self.failed):  # not reported yet
+                self.failed.update(w.position for w in windows[:1])
+                self.put(("error", err, item))
+
+    def _add(self, window: Window, samples: np.ndarray | None, pool) -> None:
+        full = self.buckets.add(window, (window, samples))
+        if full:
+            self._decode(full, pool)
+
+    def _decode(self, entries: list[tuple[Window, np.ndarray | None]], pool) -> None:
+        """Decode a full bucket's windows not decoded yet, in parallel; report each failed clip
+        once and hand on the rest as one batch."""
+        waves = list(pool.map(lambda e: _read_or_error(e[0]) if e[1] is None else e[1], entries))
+        good = []
+        for (window, _), wave in zip(entries, waves):
+            if isinstance(wave, AudioError):
+                if window.position not in self.failed:
+                    self.failed.add(window.position)
+                    self.put(("error", wave, self.by_position[window.position]))
+            elif window.position not in self.failed:
+                good.append((window, wave))
+        if good:
+            self.put(("batch", pad_windows([w for w, _ in good], [v for _, v in good]), None))
 
 
 def _read_or_error(window: Window) -> np.ndarray | AudioError:

@@ -3,12 +3,15 @@
 compare, train, visualize and the autoencoder all name their strategy, resolve "auto" and count
 the clips a class needs here, so a fold means the same thing everywhere:
 
-    "predefined"  one split per fold of the manifest (`tfaudio train` spells it "fold")
+    "predefined"  one split per fold of the manifest ("fold" is its old name)
     "group"       k folds, no group (speaker, recording) on both sides
     "stratified"  k folds, class proportions kept
     "holdout"     one stratified train / test split
     "auto"        the manifest's folds if any, else group-aware folds if the clips have groups,
                   else stratified folds (`resolve_strategy`)
+
+Training holds out one validation set with the same words (`validation_holdout`): one of the
+manifest's folds, a group-aware share or a stratified share of the clips.
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ from tfaudio.data.dataset import Dataset, DatasetError, Problem
 #: Every split strategy.
 SPLIT_STRATEGIES = ("auto", "predefined", "group", "stratified", "holdout")
 
-#: Other names of a strategy: `tfaudio train --split fold` holds out one of the manifest's folds.
+#: Old names of a strategy, still accepted: `tfaudio train --split fold` was "predefined".
 ALIASES = {"fold": "predefined"}
 
 #: The strategies that test every clip exactly once (cross-validation), which a comparison needs.
 CROSS_VALIDATION = ("auto", "predefined", "group", "stratified")
 
-#: The strategies `tfaudio train` holds a validation set out with, as it spells them.
-VALIDATION_SPLITS = ("auto", "fold", "group", "stratified")
+#: The strategies training holds one validation set out with (`validation_holdout`). "holdout"
+#: is not among them: every one of these is a holdout, and "auto" already picks its kind.
+VALIDATION_SPLITS = ("auto", "predefined", "group", "stratified")
 
 
 class SplitError(DatasetError):
@@ -137,14 +141,54 @@ def group_kfold(dataset: Dataset, k: int = 5, seed: int = 0) -> list[Split]:
 
 def predefined_folds(dataset: Dataset) -> list[Split]:
     """One split per fold value of the manifest: that fold is the test side."""
-    folds = dataset.folds
-    if folds is None:
-        raise SplitError("the dataset has no predefined folds (no fold column in its manifest)")
-    values = np.unique(folds)
+    values = _fold_values(dataset)
     if len(values) < 2:
         raise SplitError(f"predefined folds need at least 2 distinct folds; found only fold {values[0]}")
     _require_per_class(dataset.labels, dataset.classes, minimum_per_class("predefined"), "Cross-validation over predefined folds")
-    return [Split(f"fold{v}", np.flatnonzero(folds != v), np.flatnonzero(folds == v)) for v in values]
+    return [fold_split(dataset, v) for v in values]
+
+
+def _fold_values(dataset: Dataset) -> np.ndarray:
+    """The manifest's distinct fold values, sorted; SplitError when it has no fold column."""
+    if dataset.folds is None:
+        raise SplitError("the dataset has no predefined folds (no fold column in its manifest)")
+    return np.unique(dataset.folds)
+
+
+def fold_split(dataset: Dataset, fold=None) -> Split:
+    """The manifest's fold `fold` (default: the lowest) as the test side, every other fold as the
+    training side. SplitError when no clip is in that fold."""
+    values = _fold_values(dataset)
+    fold = values[0] if fold is None else fold
+    if fold not in values:
+        raise SplitError(f"no clip is in fold {fold} (folds present: {values.tolist()})")
+    folds = dataset.folds
+    return Split(f"fold{fold}", np.flatnonzero(folds != fold), np.flatnonzero(folds == fold))
+
+
+def validation_holdout(dataset: Dataset, strategy: str = "auto", *, fold=None, fraction: float = 0.2,
+                       seed: int = 0) -> Split:
+    """One train / validation split, as training holds it out (strategy: one of
+    VALIDATION_SPLITS or an alias, resolved by `resolve_strategy`):
+
+    "predefined": the manifest's fold `fold` (default: the lowest) held out (`fold_split`);
+    "group": about `fraction` of the clips held out, no group on both sides;
+    "stratified": `fraction` of the clips held out, class proportions kept, groups ignored.
+
+    `fold` belongs to "predefined" only. Raises SplitError when the split cannot be made.
+    """
+    strategy = resolve_strategy(dataset, strategy)
+    if strategy not in VALIDATION_SPLITS:
+        raise ValueError(f"split strategy {strategy!r} holds out no validation set; choose one of {VALIDATION_SPLITS}")
+    if strategy == "predefined":
+        return fold_split(dataset, fold)
+    if fold is not None:
+        raise SplitError(f"a validation fold applies to the 'predefined' split, not {strategy!r}")
+    if strategy == "group" and dataset.groups is None:
+        raise SplitError("a group-aware split needs a group for every clip (a group column in the manifest)")
+    # "stratified" leaves groups out of it, even when the clips have some.
+    (split,) = holdout(dataset, fraction, seed, grouped=strategy == "group")
+    return split
 
 
 def make_splits(

@@ -12,7 +12,13 @@ window needs so that its frames equal those of the whole clip:
   every kept frame saw exactly the audio it sees in the whole clip;
 * the last window runs to the end of the clip and is never shorter than `tail`, so clip-level
   rules (YAMNet and VGGish pad a clip shorter than one patch to one) apply only where they apply
-  to the whole clip.
+  to the whole clip;
+* frames that depend on the whole clip as well (the hand-crafted baseline clips its decibels
+  below the clip's loudest frame) get that from a clip state: a value the representation
+  computes once per clip (`Representation.clip_state`) and every window carries (`clip_state`).
+
+Each representation declares its geometry (`Representation.window_geometry`; None: whole clips
+only), so the code that cuts and embeds windows never needs to know which model it runs.
 
 `tfaudio.frontend.window_pooling.FramePool` pools the kept frames of a clip's windows as one clip
 vector, in memory that does not grow with the clip.
@@ -29,6 +35,9 @@ import numpy as np
 
 from tfaudio.data.audio import info, iter_spans, load, read_span
 
+#: Clips longer than this (seconds) are embedded in windows of about this length, by default.
+WINDOW_SECONDS = 60.0
+
 
 @dataclass(frozen=True)
 class WindowGeometry:
@@ -39,8 +48,9 @@ class WindowGeometry:
     hop: samples between frames, so the context and core are whole frames; None for models that
         window internally without overlap (Wav2Vec2): context must be 0 and every frame is kept.
     span: samples one frame sees (the last window is at least `span + after` long).
-    reference: the frames depend on the loudest frame of the whole clip (the hand-crafted
-        baseline's top_db), which `Window.reference` then carries.
+    clip_state: the frames also depend on something of the whole clip (the hand-crafted
+        baseline's loudest frame, which its top_db counts from): the windows of a clip cut in
+        several carry the representation's `clip_state` of it in `Window.clip_state`.
     """
 
     step: int
@@ -48,7 +58,7 @@ class WindowGeometry:
     after: int = 0
     hop: int | None = None
     span: int = 0
-    reference: bool = False
+    clip_state: bool = False
 
     @classmethod
     def patches(cls, hop: int, span: int) -> WindowGeometry:
@@ -57,11 +67,11 @@ class WindowGeometry:
         return cls(step=hop, after=span - hop, hop=hop, span=span)
 
     @classmethod
-    def centred(cls, hop: int, frame_length: int, context_frames: int, reference: bool = False) -> WindowGeometry:
+    def centred(cls, hop: int, frame_length: int, context_frames: int, clip_state: bool = False) -> WindowGeometry:
         """Frames centred every `hop` samples, each seeing `frame_length` samples and depending on
         `context_frames` neighbours each side (deltas): that context, in whole hops, both sides."""
         context = math.ceil((frame_length // 2 + context_frames * hop) / hop) * hop
-        return cls(step=hop, before=context, after=context, hop=hop, span=frame_length, reference=reference)
+        return cls(step=hop, before=context, after=context, hop=hop, span=frame_length, clip_state=clip_state)
 
     def __post_init__(self):
         if self.hop is None and (self.before or self.after):
@@ -81,7 +91,8 @@ class Window:
     skip, keep: frames of the decoded window to drop at the start, then to keep (None: the rest).
     length: samples the window decodes to (exact for all but the last, which runs to the end).
     duration: seconds of the file used (max_duration), None for all; native_rate: the file's rate.
-    reference: the clip's loudest frame power, for geometries that need it (else None).
+    clip_state: what the representation computed from the whole clip, for geometries with
+        `clip_state` when the clip has several windows (else None; picklable, for Beam).
     """
 
     path: str
@@ -99,19 +110,15 @@ class Window:
     native_rate: int
     length: int
     duration: float | None = None
-    reference: float | None = None
-
-    @property
-    def start_seconds(self) -> float:
-        return self.start / self.sample_rate
+    clip_state: object = None
 
     @property
     def whole(self) -> bool:
         """The window is the whole clip (decoded exactly as `audio.load` decodes it)."""
         return self.count == 1
 
-    def with_reference(self, reference: float) -> Window:
-        return replace(self, reference=float(reference))
+    def with_clip_state(self, state: object) -> Window:
+        return replace(self, clip_state=state)
 
 
 def plan_windows(

@@ -4,9 +4,8 @@ configured by a frozen dataclass from `tfaudio.frontend.params`, passed explicit
 
 from __future__ import annotations
 
-import keras
-import tensorflow as tf
 
+from tfaudio.quiet import keras, tf  # TensorFlow imported without its start-up noise
 from tfaudio.frontend.ops import (
     frame,
     frame_mask,

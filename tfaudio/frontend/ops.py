@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import tensorflow as tf
 
+from tfaudio.quiet import tf  # TensorFlow imported without its start-up noise
 from tfaudio.frontend.params import DescriptorParams, MelParams, MFCCParams, STFTParams
 
 

@@ -56,7 +56,7 @@ def pool_tensor(values, mask, method: str = "mean"):
     statistic, whatever they hold (as in `pool`). A clip without a valid frame gives zeros
     (mean, std) or -inf (max) instead of an error: a graph cannot raise per clip.
     """
-    import tensorflow as tf
+    from tfaudio.quiet import tf
 
     _check_method(method)
     valid = tf.cast(mask, tf.bool)[:, :, tf.newaxis]

@@ -5,6 +5,12 @@ over a zero-padded batch of waveforms with per-clip lengths and gets frame embed
 validity mask, or pooled clip vectors. Whether the frames come from YAMNet patches, VGGish
 examples, Wav2Vec2 hidden states or hand-crafted statistics is the backend's business.
 
+Long clips are embedded window by window (`tfaudio.data.windows`) when a representation says
+how: its `window_geometry` (what a window must hold for its frames to equal the whole clip's)
+and, when its frames depend on the whole clip too, `clip_state` (computed once per clip, carried
+by every window) with `window_frames` (frames of windows that carry it). The pipeline reads
+these three and nothing else, so a new model is its own folder plus a registry line.
+
 A representation learned from the data it embeds (the autoencoder) is a `LearnedRepresentation`:
 it must first be fitted on a split's training clips, and `fit` gives the Representation that
 embeds. Pretrained and hand-crafted representations need no such step.
@@ -13,7 +19,7 @@ embeds. Pretrained and hand-crafted representations need no such step.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +32,7 @@ from tfaudio.quiet import import_tensorflow_quietly
 
 if TYPE_CHECKING:
     from tfaudio.data.dataset import Dataset
+    from tfaudio.data.windows import Window, WindowGeometry
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,10 @@ class Representation(abc.ABC):
         frame_hop_seconds: time between consecutive frames (for frame-level outputs).
         dim: size of one frame vector.
         default_pooling: what `embed` uses unless told otherwise.
+        window_geometry: how a long clip can be cut into windows whose kept frames equal the
+            whole clip's (`tfaudio.data.windows.WindowGeometry`); None (the default): every clip
+            is embedded whole, in memory that grows with its length. Known without building
+            the network (a `LazyRepresentation` is given it), since work is planned before.
     """
 
     name: str
@@ -74,6 +85,11 @@ class Representation(abc.ABC):
     frame_hop_seconds: float
     dim: int
     default_pooling: str = "mean"
+    window_geometry: WindowGeometry | None = None
+    #: Content sha256 of the clips this representation was fitted on, where it was fitted on
+    #: clips and recorded them (a saved autoencoder); None otherwise. A comparison warns when one
+    #: of them is in a test split: the vectors would have seen the clips they are tested on.
+    trained_on: frozenset[str] | None = None
 
     @abc.abstractmethod
     def frames(self, waveforms: np.ndarray, lengths: np.ndarray) -> FrameEmbeddings:
@@ -87,6 +103,24 @@ class Representation(abc.ABC):
         """What determines the vectors, JSON-ready: model, weights digest, front-end
         parameters, layer. Two representations with equal identities give equal vectors, so
         the embedding store keys its cache on it."""
+
+    def clip_state(self, windows: Sequence[Window]) -> object:
+        """What the frames of a clip's windows need from the whole clip (the hand-crafted
+        baseline: its loudest frame's mel power), computed by reading the clip (`windows`: all of
+        its windows, in order; raises `AudioError`). Called once per clip cut into several
+        windows, and only when `window_geometry.clip_state` is set; the value (picklable) rides
+        on each window (`Window.clip_state`) into `window_frames`."""
+        raise NotImplementedError(f"{self.name} declares a window geometry with clip_state but no clip_state()")
+
+    def window_frames(self, waveforms: np.ndarray, lengths: np.ndarray, states: Sequence[object]) -> FrameEmbeddings:
+        """`frames` of a batch of windows, each row given its clip's state (`states[row]`; None
+        for a window that is a whole clip, whose frames are then exactly `frames`'s).
+
+        A representation without clip state gets only None here and has nothing to override.
+        """
+        if any(state is not None for state in states):
+            raise ValueError(f"{self.name} has no clip state, but windows carrying one were given")
+        return self.frames(waveforms, lengths)
 
     def embed(self, waveforms: np.ndarray, lengths: np.ndarray, pooling: str | None = None) -> np.ndarray:
         """float32 [batch, samples], int32 [batch] -> clip vectors float32 [batch, dim] (2 * dim
@@ -106,6 +140,7 @@ class LazyRepresentation(Representation):
     """A representation known by its identity, built by `load` on first use.
 
     source: where its weights are (a path, a handle) or "computed" for the baseline.
+    window_geometry: the network's, known from its settings alone (see `Representation`).
     """
 
     def __init__(
@@ -119,8 +154,10 @@ class LazyRepresentation(Representation):
         load: Callable[[], Representation],
         source: str,
         default_pooling: str = "mean",
+        window_geometry: WindowGeometry | None = None,
     ):
         self.name = name
+        self.window_geometry = window_geometry
         self.sample_rate = sample_rate
         self.frame_hop_seconds = frame_hop_seconds
         self.dim = dim
@@ -140,6 +177,12 @@ class LazyRepresentation(Representation):
     def frames(self, waveforms, lengths) -> FrameEmbeddings:
         return self.loaded().frames(waveforms, lengths)
 
+    def clip_state(self, windows):
+        return self.loaded().clip_state(windows)
+
+    def window_frames(self, waveforms, lengths, states) -> FrameEmbeddings:
+        return self.loaded().window_frames(waveforms, lengths, states)
+
     def identity(self) -> dict:
         return self._identity
 
@@ -157,6 +200,8 @@ class LearnedRepresentation(Representation):
 
     #: What the user can do instead of embedding with an unfitted one (the end of a sentence).
     how_to_fit: str = "fit it on training clips first"
+    #: The settings `configure` takes (what `tfaudio compare --fit NAME.SETTING=VALUE` may set).
+    settings: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def configure(self, settings: Mapping[str, object]) -> LearnedRepresentation:

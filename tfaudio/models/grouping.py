@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import tensorflow as tf
+from tfaudio.quiet import tf  # TensorFlow imported without its start-up noise
 
 
 def in_groups(fn: Callable, inputs: tf.Tensor, max_group: int, signature):

@@ -30,8 +30,8 @@ import urllib.parse
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
+from tfaudio.quiet import tf  # TensorFlow imported without its start-up noise
 from tfaudio.assets import files_sha256, is_offline, reachable, tfhub_cache_path
 from tfaudio.errors import TfaudioError
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch

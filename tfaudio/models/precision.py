@@ -37,11 +37,11 @@ FLOAT32_ONLY = ("handcrafted",)
 
 
 #: What a precision wrapper takes over from the representation it wraps.
-_DESCRIPTION = ("name", "sample_rate", "frame_hop_seconds", "dim", "default_pooling")
+_DESCRIPTION = ("name", "sample_rate", "frame_hop_seconds", "dim", "default_pooling", "window_geometry")
 
 
 def _describe_as(wrapper: Representation, inner: Representation) -> None:
-    """Give `wrapper` the name, rate, hop, dim and pooling of `inner`."""
+    """Give `wrapper` the name, rate, hop, dim, pooling and window geometry of `inner`."""
     for attribute in _DESCRIPTION:
         setattr(wrapper, attribute, getattr(inner, attribute))
 
@@ -49,7 +49,7 @@ def _describe_as(wrapper: Representation, inner: Representation) -> None:
 class Bfloat16(Representation):
     """`inner` with every network call in bfloat16 (oneDNN auto mixed precision, this thread only).
 
-    Same name, rate, hop, dim and pooling as `inner`; frames are float32 arrays as always.
+    Same name, rate, hop, dim, pooling and windows as `inner`; frames are float32 arrays as always.
     """
 
     precision = "bfloat16"
@@ -63,6 +63,14 @@ class Bfloat16(Representation):
     def frames(self, waveforms: np.ndarray, lengths: np.ndarray) -> FrameEmbeddings:
         with precision_scope(self.precision):
             return self.inner.frames(waveforms, lengths)
+
+    def clip_state(self, windows):
+        with precision_scope(self.precision):
+            return self.inner.clip_state(windows)
+
+    def window_frames(self, waveforms: np.ndarray, lengths: np.ndarray, states) -> FrameEmbeddings:
+        with precision_scope(self.precision):
+            return self.inner.window_frames(waveforms, lengths, states)
 
     def identity(self) -> dict:
         return {**self.inner.identity(), "precision": self.precision}

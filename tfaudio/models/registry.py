@@ -5,104 +5,44 @@ Loading lazily matters: when every clip is already in the embedding store, a run
 the representation's identity (weights digest, parameters), not TensorFlow or the network,
 so a cached run costs a fraction of a second instead of several.
 
-Each built-in name also has a model card (`CARDS`): its vector size, sample rate, weights and
-the facts the report's discussion reasons with, sizes and timings taken from the model's
-TensorFlow-free config.py. `tfaudio models` lists the cards; the report reads them.
+A built-in model is its folder plus one line of `_BUILTIN`: the folder's `entry.py` holds its
+card (`tfaudio.models.card.ModelCard`: vector size, sample rate, weights and the facts the
+report's discussion reasons with, taken from the model's TensorFlow-free config.py), where its
+weights are and how to build it. `register` adds one from elsewhere (a plugin, a test).
+`tfaudio models` lists the cards; the report reads them; `model_kinds` names every spelling
+`--model` takes, for the commands' help.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from tfaudio import assets as weights
+from tfaudio.errors import TfaudioError
 from tfaudio.frontend.pooling import pooled_dim
 from tfaudio.models.autoencoder.config import DEFAULT_POOLING as AUTOENCODER_POOLING
 from tfaudio.models.autoencoder.config import AutoencoderConfig
-from tfaudio.models.base import LazyRepresentation, ModelUnavailable, Representation
-from tfaudio.models.handcrafted.config import (
-    HandcraftedParams,
-    feature_names,
-    frame_feature_names,
-    handcrafted_identity,
-)
-from tfaudio.models.vggish import config as vggish_config
+from tfaudio.models.base import ModelUnavailable, Representation
+from tfaudio.models.card import ModelCard, ModelEntry
+from tfaudio.models.handcrafted import entry as handcrafted
+from tfaudio.models.vggish import entry as vggish
 from tfaudio.models.wav2vec2 import config as wav2vec2_config
-from tfaudio.models.yamnet import config as yamnet_config
+from tfaudio.models.wav2vec2 import entry as wav2vec2
+from tfaudio.models.yamnet import entry as yamnet
 from tfaudio.quiet import import_tensorflow_quietly
 
-
-@dataclass(frozen=True)
-class ModelCard:
-    """The facts about one built-in representation: what `tfaudio models` lists and what the
-    report's discussion reasons with. Sizes and timings come from the model's config.py.
-
-    dim: values per clip vector under the model's default pooling; sample_rate: Hz it takes;
-    weights: where its weights come from. trained_on: what it learned from, as the report words
-    it; receptive_seconds: audio one frame vector summarizes and hop_seconds: time between its
-    frames (None: not fixed, the report then states neither); domain: "general sounds",
-    "speech", "this dataset" or "hand-crafted".
-    """
-
-    name: str
-    dim: int
-    sample_rate: int
-    weights: str
-    description: str
-    trained_on: str
-    receptive_seconds: float | None
-    hop_seconds: float | None
-    domain: str
-
-    def frames(self, seconds: float) -> int:
-        """Frames a clip of `seconds` gives (at least one: short clips are padded)."""
-        if not self.receptive_seconds or not self.hop_seconds:
-            return 1
-        return 1 + max(0, int((seconds - self.receptive_seconds) // self.hop_seconds))
+__all__ = ["ModelCard", "ModelEntry", "ModelUnavailable", "UnknownModel", "get", "names", "describe", "card_for",
+           "model_kinds", "register", "unregister"]
 
 
-def _handcrafted_card() -> ModelCard:
-    params = HandcraftedParams()
-    return ModelCard(
-        "handcrafted", len(feature_names(params)), params.sample_rate, "none (computed)",
-        f"{params.num_mfcc} MFCCs + deltas + spectral descriptors, mean and std",
-        "nothing: fixed formulas (MFCCs with deltas, spectral centroid, bandwidth, roll-off, flatness, contrast, "
-        "zero-crossing rate, RMS), averaged over the clip",
-        params.window_length / params.sample_rate, params.hop_length / params.sample_rate, "hand-crafted",
-    )
+class UnknownModel(TfaudioError, ValueError):
+    """A model name the registry does not know; the message lists the names it does."""
 
 
-def _yamnet_card() -> ModelCard:
-    params = yamnet_config.YamnetParams()
-    return ModelCard(
-        "yamnet", yamnet_config.EMBEDDING_SIZE, params.sample_rate, weights.YAMNET_H5.url,
-        f"YAMNet, MobileNetV1 trained on AudioSet; {params.patch_window_seconds} s patches",
-        "AudioSet: about 2 million 10 s YouTube clips labelled with 521 sound event classes "
-        "(animals, weather, machines, music, speech)",
-        params.patch_window_seconds, params.patch_hop_seconds, "general sounds",
-    )
-
-
-def _vggish_card() -> ModelCard:
-    params = vggish_config.VggishParams()
-    return ModelCard(
-        "vggish", vggish_config.EMBEDDING_SIZE, params.sample_rate, weights.VGGISH_CKPT.url,
-        f"VGGish, VGG trained on YouTube-8M audio; {params.example_window_seconds} s examples",
-        "YouTube-8M audio: about 8 million videos with video-level topic labels",
-        params.example_window_seconds, params.example_hop_seconds, "general sounds",
-    )
-
-
-def _wav2vec2_card() -> ModelCard:
-    config = wav2vec2_config
-    rate = config.Preprocessing().sample_rate
-    hop = config.frame_hop_samples(config.BASE_CONV_STRIDE) / rate
-    return ModelCard(
-        "wav2vec2", config.BASE_HIDDEN_SIZE, rate, f"Hugging Face {config.DEFAULT_MODEL}",
-        f"Wav2Vec2-base, self-supervised on LibriSpeech; {round(hop * 1000)} ms frames",
-        "960 hours of read English speech (LibriSpeech), self-supervised, then fine-tuned for speech recognition",
-        config.receptive_field(config.BASE_CONV_KERNEL, config.BASE_CONV_STRIDE) / rate, hop, "speech",
-    )
+#: The built-in models, one line each (the autoencoder, trained on the data, is `get`'s own case).
+_BUILTIN: dict[str, ModelEntry] = {
+    entry.name: entry for entry in (handcrafted.ENTRY, yamnet.ENTRY, vggish.ENTRY, wav2vec2.ENTRY)
+}
+_BUILT_IN = frozenset(_BUILTIN)
 
 
 def _autoencoder_card() -> ModelCard:
@@ -117,10 +57,51 @@ def _autoencoder_card() -> ModelCard:
     )
 
 
-#: One card per built-in representation, the autoencoder included. Published facts: YAMNet and
-#: VGGish, the AudioSet release notes; Wav2Vec2, Baevski et al. 2020; the others, this project.
-CARDS = {card.name: card for card in (_handcrafted_card(), _yamnet_card(), _vggish_card(), _wav2vec2_card(),
-                                      _autoencoder_card())}
+#: One card per representation, the autoencoder included (`register` adds to it). Published
+#: facts: YAMNet and VGGish, the AudioSet release notes; Wav2Vec2, Baevski et al. 2020; the
+#: others, this project.
+CARDS = {**{name: entry.card for name, entry in _BUILTIN.items()}, "autoencoder": _autoencoder_card()}
+
+#: Spellings of `--model` that name a kind of model rather than one model, with what they are
+#: (`model_kinds`). "autoencoder" is fitted on each split's training clips, so only commands
+#: that fit (compare) take it.
+_KINDS = (
+    ("autoencoder", "an autoencoder trained on each split's training clips (compare only)"),
+    ("autoencoder:PATH", "an autoencoder trained by `tfaudio autoencoder train` (its output folder)"),
+    ("hub:HANDLE", "a TF-Hub waveform model: a tfhub.dev or Kaggle handle, or a SavedModel folder"),
+    ("hf:NAME", "a Hugging Face TF audio encoder (wav2vec2-style): a model id or a save_pretrained folder"),
+)
+
+
+def register(entry: ModelEntry) -> None:
+    """Add a model under `entry.card.name` (for `get`, `describe`, `model_kinds` and the cards)
+    until `unregister`; raises ValueError if the name is taken. The registry's table is the one
+    mutable thing it keeps, so that a model defined elsewhere needs no change here."""
+    if entry.name in _BUILTIN or entry.name in CARDS or ":" in entry.name:
+        raise ValueError(f"cannot register {entry.name!r}: the name is taken or has a ':'")
+    _BUILTIN[entry.name] = entry
+    CARDS[entry.name] = entry.card
+
+
+def unregister(name: str) -> None:
+    """Remove a model added by `register` (built-in ones stay)."""
+    if name in _BUILT_IN:
+        raise ValueError(f"{name} is built in")
+    _BUILTIN.pop(name, None)
+    CARDS.pop(name, None)
+
+
+def names() -> list[str]:
+    """The representation names (built in, then registered)."""
+    return list(_BUILTIN)
+
+
+def model_kinds(learned: bool = True) -> list[tuple[str, str]]:
+    """(spelling, one-line description) for every kind of `--model`: each name, then
+    `autoencoder`, `autoencoder:PATH`, `hub:HANDLE` and `hf:NAME`. learned=False leaves out
+    `autoencoder`, which only commands that fit on a split's clips can use."""
+    kinds = [(name, entry.card.description) for name, entry in _BUILTIN.items()]
+    return kinds + [(spelling, text) for spelling, text in _KINDS if learned or spelling != "autoencoder"]
 
 
 def card_for(name: str) -> ModelCard | None:
@@ -133,149 +114,21 @@ def card_for(name: str) -> ModelCard | None:
     return None
 
 
-def _resolve(spec: weights.WeightsFile, explicit, offline) -> str:
-    try:
-        return str(weights.resolve(spec, explicit, offline=offline))
-    except weights.WeightsUnavailable as err:
-        raise ModelUnavailable(str(err)) from None
-
-
-def _handcrafted(source: str) -> Representation:
-    params = HandcraftedParams()
-
-    def load():
-        from tfaudio.models.handcrafted.model import HandcraftedRepresentation
-
-        return HandcraftedRepresentation(params)
-
-    return LazyRepresentation(
-        "handcrafted",
-        sample_rate=params.sample_rate,
-        frame_hop_seconds=params.hop_length / params.sample_rate,
-        dim=len(frame_feature_names(params)),
-        identity=handcrafted_identity(params),
-        load=load,
-        source=source,
-        default_pooling="mean+std",
-    )
-
-
-def _yamnet(source: str) -> Representation:
-    params = yamnet_config.YamnetParams()
-
-    def load():
-        from tfaudio.models.yamnet.model import YamnetRepresentation
-
-        return YamnetRepresentation(source, params)
-
-    return LazyRepresentation(
-        "yamnet",
-        sample_rate=params.sample_rate,
-        frame_hop_seconds=params.patch_hop_seconds,
-        dim=yamnet_config.EMBEDDING_SIZE,
-        identity=yamnet_config.yamnet_identity(weights.sha256_of(source), params),
-        load=load,
-        source=source,
-    )
-
-
-def _vggish(source: str) -> Representation:
-    # Built eagerly: its identity digests the checkpoint's files, which the loader beside the
-    # network finds, and a checkpoint that does not fit the network fails here, not mid-run.
-    import_tensorflow_quietly()
-    from tfaudio.models.vggish.model import Vggish
-
-    model = Vggish(source)
-    model.source = source
-    return model
-
-
-def _hugging_face(source: str, generic: bool = False) -> Representation:
-    """Wav2Vec2 (generic=False) or any TF audio encoder taking input_values (generic=True)."""
-    # Loading reads the model's files (and their digests), so it happens here, not lazily.
-    import_tensorflow_quietly()
-    from tfaudio.models.wav2vec2.files import ModelFilesError
-    from tfaudio.models.wav2vec2.model import HFAudioEncoder, Wav2Vec2
-
-    try:
-        model = (HFAudioEncoder if generic else Wav2Vec2)(wav2vec2_config.Wav2Vec2Params(model=source))
-    except ModelFilesError as err:
-        raise ModelUnavailable(str(err)) from None
-    model.source = source
-    return model
-
-
-def _weights_file(spec: weights.WeightsFile) -> Callable[[str | None, bool | None], str]:
-    return lambda explicit, offline: _resolve(spec, explicit, offline)
-
-
-def _no_weights(name: str) -> Callable[[str | None, bool | None], str]:
-    def locate(explicit, offline):
-        if explicit is not None:
-            raise ValueError(f"{name} has no weights; do not pass weights_path")
-        return "computed"
-
-    return locate
-
-
-def _hf_model(default: str) -> Callable[[str | None, bool | None], str]:
-    """A Hugging Face model: an explicit local folder, else the id, which must be in the
-    Hugging Face cache when offline (downloads go through huggingface_hub itself)."""
-
-    def locate(explicit, offline):
-        if explicit is not None:
-            return str(explicit)
-        offline = weights.is_offline() if offline is None else offline
-        snapshots = weights.hf_cache_path(default) / "snapshots"
-        if offline and not any(snapshots.glob("*/config.json")):
-            raise ModelUnavailable(
-                f"{default} is not in the Hugging Face cache ({snapshots.parent}) and network access is off; "
-                f"download it where there is network (hf download {default}) and copy that folder here, "
-                f"or pass a local directory saved with save_pretrained"
-            )
-        return default
-
-    return locate
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """A built-in model: what it is, how to find its weights, how to build it from them."""
-
-    card: ModelCard
-    locate: Callable[[str | None, bool | None], str]
-    build: Callable[[str], Representation]
-
-
-_BUILTIN = {
-    entry.card.name: entry
-    for entry in (
-        _Entry(CARDS["handcrafted"], _no_weights("handcrafted"), _handcrafted),
-        _Entry(CARDS["yamnet"], _weights_file(weights.YAMNET_H5), _yamnet),
-        _Entry(CARDS["vggish"], _weights_file(weights.VGGISH_CKPT), _vggish),
-        _Entry(CARDS["wav2vec2"], _hf_model(wav2vec2_config.DEFAULT_MODEL), _hugging_face),
-    )
-}
-
-
-def names() -> list[str]:
-    """The built-in representation names."""
-    return list(_BUILTIN)
-
-
 def get(name: str, *, weights_path: str | None = None, offline: bool | None = None) -> Representation:
     """The representation called `name`, weights resolved (yamnet and handcrafted build their
     network only when vectors must be computed).
 
-    name: a built-in name, "hub:<TF-Hub handle or SavedModel folder>", or "hf:<Hugging Face id
-    or local folder>". weights_path: an explicit weights file (else TFAUDIO_MODELS, the caches,
-    a download). offline: override TFAUDIO_OFFLINE / HF_HUB_OFFLINE.
-    Raises ModelUnavailable when the weights cannot be had, naming the file and where to put it.
+    name: one of `model_kinds()`: a model's name, "hub:<TF-Hub handle or SavedModel folder>",
+    "hf:<Hugging Face id or local folder>", "autoencoder:<folder>" or "autoencoder".
+    weights_path: an explicit weights file (else TFAUDIO_MODELS, the caches, a download).
+    offline: override TFAUDIO_OFFLINE / HF_HUB_OFFLINE.
+    Raises ModelUnavailable when the weights cannot be had, naming the file and where to put
+    it; UnknownModel for a name it does not know.
     """
     if name.startswith("hub:"):
         return _hub(name[len("hub:") :])
     if name.startswith("hf:"):
-        return _hugging_face(name[len("hf:") :], generic=True)
+        return wav2vec2.build(name[len("hf:") :], generic=True)
     if name.startswith("autoencoder:"):
         from tfaudio.models.autoencoder.saved import saved_representation
 
@@ -283,10 +136,8 @@ def get(name: str, *, weights_path: str | None = None, offline: bool | None = No
     if name == "autoencoder":
         return _learnable_autoencoder(weights_path)
     if name not in _BUILTIN:
-        raise ValueError(
-            f"unknown representation {name!r}; choose one of {', '.join(names())}, hub:<handle>, hf:<model id> "
-            "or autoencoder:<folder>"
-        )
+        spellings = ", ".join(spelling for spelling, _ in model_kinds())
+        raise UnknownModel(f"unknown representation {name!r}; choose one of {spellings}")
     entry = _BUILTIN[name]
     return entry.build(entry.locate(weights_path, offline))
 
@@ -316,7 +167,7 @@ def _hub(handle: str) -> Representation:
 
 @dataclass(frozen=True)
 class ModelStatus:
-    """A built-in model and whether it can run on this machine right now, without network."""
+    """A model and whether it can run on this machine right now, without network."""
 
     info: ModelCard
     available: bool
@@ -324,8 +175,8 @@ class ModelStatus:
 
 
 def describe() -> list[ModelStatus]:
-    """The status of every built-in model: its weights are looked for, nothing is loaded, and
-    the network is never touched."""
+    """The status of every model of `names()`: its weights are looked for, nothing is loaded,
+    and the network is never touched."""
     rows = []
     for entry in _BUILTIN.values():
         try:

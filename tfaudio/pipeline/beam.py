@@ -14,7 +14,7 @@ FramePool, rows_table), and batches are planned with the local runner's rule ove
 windows, so a run over the same clips, with the same cache state, gives the local run's vectors
 bit for bit. Where compositions differ (clips cached in one run and not the other, a window
 that fails to decode mid-clip) a clip's vectors may differ by float rounding of batched
-arithmetic (~1e-6, measured on YAMNet). Long files at another sample rate than the model's are
+arithmetic (~1e-6, measured on a pretrained CNN). Long files at another sample rate than the model's are
 resampled window by window here and in one pass locally: clip vectors agree within 1e-5.
 
 Apache Beam is an optional extra (`pip install 'tfaudio[beam]'`); it is imported only here and
@@ -114,7 +114,6 @@ class _Run:
     """
 
     spec: object  # beam_fns.ModelSpec
-    geometry: object  # WindowGeometry | None
     settings: object  # beam_fns.PlanSettings
     pooling: str
     key: str
@@ -153,7 +152,7 @@ def build_pipeline(pipeline, run: _Run):
         | "ParseEarlier" >> beam.Map(lambda line: tuple(json.loads(line)))
     )
     planned = clips | "Plan" >> beam.ParDo(
-        fns.PlanClips(run.spec, run.geometry, run.settings, run.store_root, run.key), earlier_side
+        fns.PlanClips(run.spec, run.settings, run.store_root, run.key), earlier_side
     ).with_outputs(fns.DEAD, fns.CACHED, fns.PLANNED, main="windows")
     # One step sees every window (small records, no audio) to batch them as the local runner does.
     every = planned.windows | "AllWindows" >> beam.combiners.ToList()
@@ -312,13 +311,12 @@ def prepare_run(data, model, out, *, config=None, weights_path=None, store=None,
     from tfaudio.pipeline import beam_io
     from tfaudio.pipeline.local import EmbedConfig, decoding, embedding_identity
     from tfaudio.pipeline.sources import LocalCopies, is_remote, list_clips
-    from tfaudio.pipeline.units import geometry_of
-    from tfaudio.pipeline.writer import FILE_FORMATS, folder_name
+    from tfaudio.pipeline.writer import folder_name
     from tfaudio.store import FRAMES
+    from tfaudio.store.formats import output_format
 
     config = config or EmbedConfig()
-    if file_format not in FILE_FORMATS:
-        raise ValueError(f"file_format must be one of {FILE_FORMATS}, not {file_format!r}")
+    output_format(file_format)  # a ValueError naming the formats, before anything is listed or written
     if weights_path is not None and is_remote(weights_path):
         weights_path = LocalCopies().path(str(weights_path))  # hashed here; each worker copies its own
     spec = fns.ModelSpec(model, None if weights_path is None else str(weights_path))
@@ -335,7 +333,6 @@ def prepare_run(data, model, out, *, config=None, weights_path=None, store=None,
     )
     run = _Run(
         spec=spec,
-        geometry=geometry_of(representation),
         settings=fns.PlanSettings(config.window_seconds, config.max_duration),
         pooling=pooling,
         key=key,

@@ -28,7 +28,7 @@ from tfaudio.data.batches import pad_windows
 from tfaudio.data.windows import read_window
 from tfaudio.frontend.window_pooling import FramePool
 from tfaudio.pipeline.sources import LocalCopies
-from tfaudio.pipeline.units import attach_reference, embed_windows, needs_reference, plan_clip
+from tfaudio.pipeline.units import embed_windows, plan_clip, prepare_windows
 
 #: Beam metrics namespace; the counters are listed in `tfaudio.pipeline.beam.COUNTERS`.
 NAMESPACE = "tfaudio"
@@ -52,7 +52,7 @@ class ModelSpec:
     weights_path: str | None = None
 
     def build(self):
-        """The registry's representation (lazy for YAMNet and the baseline: nothing loaded yet)."""
+        """The registry's representation (a lazy entry builds no network yet)."""
         from tfaudio.models.registry import get
 
         return get(self.name, weights_path=self.weights_path)
@@ -99,15 +99,15 @@ def dead_letter(path: str, reason: str, digest: str | None = None) -> dict:
 class PlanClips(beam.DoFn):
     """(position, ClipRef) -> the clip's windows, or its key to CACHED when its vectors exist
     already, or a dead letter when it cannot be read. Hashes each file once (remote files while
-    they are copied here) and reads only headers, except the hand-crafted baseline's loudness
-    reference for clips of several windows."""
+    they are copied here) and reads only headers, except for the clip state of clips of several
+    windows where the representation has one (e.g. a loudness reference)."""
 
-    def __init__(self, spec: ModelSpec, geometry, settings: PlanSettings, store_root: str | None, store_key: str):
-        self.spec, self.geometry, self.settings = spec, geometry, settings
+    def __init__(self, spec: ModelSpec, settings: PlanSettings, store_root: str | None, store_key: str):
+        self.spec, self.settings = spec, settings
         self.store_root, self.store_key = store_root, store_key
 
     def setup(self):
-        self.representation = self.spec.build()  # lazy: the network is built only if a reference needs it
+        self.representation = self.spec.build()  # lazy: the network is built only if a clip state needs it
         self.copies = LocalCopies()
         self.store = None
         if self.store_root is not None:
@@ -132,10 +132,8 @@ class PlanClips(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(CACHED, (source, key))
                 return
             windows = plan_clip(local, self.representation, digest=digest, position=position,
-                                window_seconds=self.settings.window_seconds,
-                                max_duration=self.settings.max_duration, geometry=self.geometry)
-            if needs_reference(windows, self.geometry):
-                windows = attach_reference(self.representation, windows)
+                                window_seconds=self.settings.window_seconds, max_duration=self.settings.max_duration)
+            windows = prepare_windows(self.representation, windows)
         except AudioError as err:
             counter("failed_units").inc()
             yield beam.pvalue.TaggedOutput(DEAD, dead_letter(clip.path, err.problem, digest))
@@ -289,7 +287,8 @@ class WriteShards(beam.DoFn):
 
     def process(self, rows):
         from tfaudio.pipeline.beam_io import write_rows
+        from tfaudio.pipeline.writer import shard_name
 
-        name = f"part-{self.worker}-{self.count:05d}.{self.format}"
+        name = shard_name(f"{self.worker}-{self.count:05d}", self.format)
         self.count += 1
         yield write_rows(self.folder, name, list(rows), self.pooling, self.hop, self.format)

@@ -1,6 +1,7 @@
 """Output folders of the Beam pipeline on any filesystem: shards written through the local
-writer, earlier output found for resuming, and the final step that names the shards in the
-manifest and publishes the folder.
+writer, earlier output found for resuming (in any output format: each shard is read by the
+format its suffix names, `tfaudio.store.formats`), and the final step that names the shards in
+the manifest and publishes the folder.
 
 Local folders go through `tfaudio.pipeline.writer` as they are (atomic renames); on a Beam
 filesystem (gs://, s3://, ...) each file is written locally by the same functions and uploaded
@@ -10,11 +11,13 @@ over the final folder's, which is not atomic there: the manifest is written last
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ import numpy as np
 from tfaudio.pipeline import writer
 from tfaudio.pipeline.sources import is_remote
 from tfaudio.store import FRAMES, MANIFEST
+from tfaudio.store.formats import format_of, is_vector_column
 
 #: Name of the dead-letter file beside the shards: one JSON object per unreadable clip.
 DEAD_LETTER = "_dead_letter.jsonl"
@@ -126,15 +130,29 @@ def publish(work: str, final: str) -> None:
     delete([work])
 
 
+@contextlib.contextmanager
+def local_file(path: str) -> Iterator[Path]:
+    """`path` as a local file for a format's reader: itself, or a temporary copy of a remote one."""
+    if not is_remote(path):
+        yield Path(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="tfaudio-shard-") as folder:
+        local = Path(folder) / posixpath.basename(path)
+        local.write_bytes(read_bytes(path))
+        yield local
+
+
+def read_shard(path: str, columns: list[str] | None = None):
+    """One shard of an output (any format, any filesystem) as a pyarrow table."""
+    with local_file(path) as local:
+        return format_of(path).read(local, columns)
+
+
 def read_shard_vectors(path: str, digests: set[str], pooling: str) -> dict[str, np.ndarray]:
     """digest -> vector (float32 [dim], or [frames, dim] for frame rows) for the wanted digests
-    found in one Parquet shard of an earlier output; the first row of a digest wins."""
-    import io
-
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(io.BytesIO(read_bytes(path)) if is_remote(path) else path)
-    names = [n for n in table.column_names if n[:1] == "e" and n[1:].isdigit()]
+    found in one shard of an earlier output; the first row of a digest wins."""
+    table = read_shard(path)
+    names = [n for n in table.column_names if is_vector_column(n)]
     digest_column = table.column("audio_sha256").to_pylist()
     matrix = np.stack([table.column(n).to_numpy() for n in names], axis=1).astype(np.float32)
     found: dict[str, list[np.ndarray]] = {}
@@ -153,10 +171,6 @@ def read_shard_vectors(path: str, digests: set[str], pooling: str) -> dict[str, 
 def earlier_sources(final: str, work_folders: list[str], key: str) -> dict[str, str]:
     """digest -> the shard holding its vectors, over the earlier output of this representation
     key (the final folder when its manifest has the key, and interrupted runs' work folders)."""
-    import io
-
-    import pyarrow.parquet as pq
-
     shards = []
     manifest = join(final, MANIFEST)
     if exists(manifest) and json.loads(read_bytes(manifest)).get("key") == key:
@@ -164,15 +178,12 @@ def earlier_sources(final: str, work_folders: list[str], key: str) -> dict[str, 
     for folder in work_folders:
         marker = join(folder, KEY_FILE)
         if exists(marker) and read_bytes(marker).decode().strip() == key:
-            shards += listing(folder, "part-*.parquet")
+            shards += listing(folder, "part-*")
     sources: dict[str, str] = {}
     for shard in shards:
-        if not shard.endswith(".parquet"):
-            continue  # tfrecord output is not read back for resuming
         try:
-            source = io.BytesIO(read_bytes(shard)) if is_remote(shard) else shard
-            digests = pq.read_table(source, columns=["audio_sha256"]).column(0).to_pylist()
-        except (OSError, ValueError):  # a shard cut short by a crash: its clips are recomputed
+            digests = read_shard(shard, ["audio_sha256"]).column(0).to_pylist()
+        except Exception:  # noqa: BLE001 - a shard cut short by a crash, whatever its reader raises: recomputed
             continue
         for digest in digests:
             sources.setdefault(digest, shard)

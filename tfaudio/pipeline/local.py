@@ -31,20 +31,15 @@ import numpy as np
 from tfaudio.data.audio import AudioError, info
 from tfaudio.data.batches import iter_window_batches
 from tfaudio.data.dataset import Dataset, Problem
+from tfaudio.data.windows import WINDOW_SECONDS
 from tfaudio.errors import TfaudioError
 from tfaudio.frontend.window_pooling import FramePool
 from tfaudio.models.base import POOLING, Representation
 from tfaudio.pipeline.table import EmbeddingTable, EmbedStats
-from tfaudio.pipeline.units import (
-    WINDOW_SECONDS,
-    attach_reference,
-    embed_windows,
-    geometry_of,
-    needs_reference,
-    plan_clip,
-)
+from tfaudio.pipeline.units import embed_windows, plan_clip, prepare_windows
 from tfaudio.pipeline.writer import SHARD_BYTES, OutputWriter, output_folder, output_stamp
 from tfaudio.store import _SKIPPED, _STAMP, FRAMES, MANIFEST, EmbeddingStore, hash_clips, representation_key
+from tfaudio.store.formats import format_of
 
 #: Clips looked up in the store at once (bounds the memory of a cached re-run's output).
 _LOOKUP_CHUNK = 4096
@@ -56,7 +51,7 @@ class EmbedConfig:
 
     pooling: one of POOLING, "frames", or None for the representation's default.
     batch_size: most work units (clips or windows) per batch; batch_seconds: most audio per
-        batch, padding included (YAMNet holds ~58 bytes per sample while it runs: 240 s ~ 0.9 GB).
+        batch, padding included (the largest built-in network holds ~58 bytes per sample while it runs: 240 s ~ 0.9 GB).
     window_seconds: clips longer than this are embedded in windows of about this length.
     max_duration: seconds of each clip to use (None: all). strict: stop at the first bad file.
     flush_every / flush_seconds: clips / seconds between store writes (what a crash can lose).
@@ -117,8 +112,9 @@ def plan_embedding(dataset: Dataset, representation: Representation, config: Emb
 
 def current_output(path: str | os.PathLike, plan: EmbedPlan) -> list[Problem] | None:
     """The skipped clips recorded in `path` if it was written for exactly this plan (so it is
-    up to date), else None. path: a file of `EmbeddingTable.write_parquet` (reads its schema) or
-    a folder of `embed_to_folder` (reads its manifest, which must say the run completed)."""
+    up to date), else None. path: a single output file (`EmbeddingTable.write`; reads
+    its schema's metadata) or a folder of `embed_to_folder` (reads its manifest, which must say
+    the run completed)."""
     path = Path(path)
     if path.is_dir():
         try:
@@ -128,11 +124,9 @@ def current_output(path: str | os.PathLike, plan: EmbedPlan) -> list[Problem] | 
         if not manifest.get("complete") or manifest.get("stamp") != plan.stamp:
             return None
         return [Problem(file, reason) for file, reason in manifest.get("skipped", [])]
-    import pyarrow.parquet as pq
-
     try:
-        metadata = pq.read_schema(path).metadata or {}
-    except (OSError, ValueError):  # missing, or not a Parquet file
+        metadata = format_of(path).read(path, []).schema.metadata or {}
+    except (OSError, ValueError):  # missing, or not an output file
         return None
     if metadata.get(_STAMP) != plan.stamp.encode():
         return None
@@ -271,7 +265,6 @@ def _unreadable(path) -> str:
 
 def _compute(dataset, representation, plan, config, positions, stats, progress):
     """(position, vector, audio seconds) for each clip at `positions` that embeds cleanly."""
-    geometry = geometry_of(representation)
     rate = representation.sample_rate
     pools: dict[int, list] = {}  # position -> [FramePool, windows still to come, samples]
     failed: set[int] = set()
@@ -279,10 +272,10 @@ def _compute(dataset, representation, plan, config, positions, stats, progress):
     def plan_item(position: int):
         return plan_clip(str(dataset.clips[position].path), representation, digest=plan.hashes[position],
                          position=position, window_seconds=config.window_seconds,
-                         max_duration=config.max_duration, geometry=geometry)
+                         max_duration=config.max_duration)
 
     def prepare(windows):
-        return attach_reference(representation, windows) if needs_reference(windows, geometry) else windows
+        return prepare_windows(representation, windows)
 
     def skip(position: int, reason: str) -> None:
         failed.add(position)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tfaudio.data.dataset import Clip, Dataset, Problem
+from tfaudio.outputs import replacing
 from tfaudio.store import _SKIPPED, _STAMP, FRAMES
+from tfaudio.store.formats import output_format
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,11 +73,17 @@ class EmbeddingTable:
         names = [f"e{i:04d}" for i in range(self.vectors.shape[1])]
         return pd.concat([self.frame(), pd.DataFrame(self.vectors, columns=names)], axis=1)
 
-    def write_parquet(self, path: str | os.PathLike) -> None:
-        """Write the table: pooled vectors as columns e0000...; frames as list columns
-        (frames: count, vector: the [frames, dim] matrix flattened row by row)."""
+    def write(self, path: str | os.PathLike, file_format: str = "parquet") -> None:
+        """Write the table as one file of `file_format` (`tfaudio.store.formats`; a format that
+        writes single files), whole or not at all: an interrupted write never clobbers the last
+        output. Its schema metadata carries the run's stamp and skipped clips."""
+        with replacing(path) as temporary:
+            output_format(file_format).write(temporary, self.to_arrow())
+
+    def to_arrow(self):
+        """The rows as a pyarrow Table: pooled vectors as columns e0000...; frames as list
+        columns (frames: count, vector: the [frames, dim] matrix flattened row by row)."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         columns = self.columns()
         arrays = {
@@ -95,12 +101,4 @@ class EmbeddingTable:
             for i in range(matrix.shape[1]):
                 arrays[f"e{i:04d}"] = pa.array(matrix[:, i])
         skipped = json.dumps([[p.path, p.reason] for p in self.stats.skipped])
-        metadata = {_STAMP: self.stamp.encode(), _SKIPPED: skipped.encode()}
-        # A temporary name renamed into place: an interrupted write never clobbers the last output.
-        path = Path(path)
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            pq.write_table(pa.table(arrays).replace_schema_metadata(metadata), temporary)
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        return pa.table(arrays).replace_schema_metadata({_STAMP: self.stamp.encode(), _SKIPPED: skipped.encode()})

@@ -6,9 +6,9 @@ Layout (`tfaudio embed --out DIR`), read back by `tfaudio.store.read_embeddings`
     DIR/<model>/_manifest.json           shards, representation identity, skipped files, stamp
 
 Pooled rows: file, label, fold, group, audio_sha256, e0000, e0001, ...; frame rows add `frame`
-(its index in the clip) and `start` (seconds) before the vector columns. With
-file_format="tfrecord" the shards are `part-NNNNN.tfrecord` files of `tf.train.Example`s with the
-same fields (the vector as one float list `embedding`).
+(its index in the clip) and `start` (seconds) before the vector columns. Each shard is written
+by its output format (`tfaudio.store.formats`: `part-NNNNN.parquet`, or `.tfrecord` files of
+`tf.train.Example`s with the same fields).
 
 Nothing is written in place: shards go to `DIR/.<model>.partial/` (each one a temporary name
 renamed when whole, the manifest rewritten after each so an interrupted run's output can be
@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from tfaudio.store import FRAMES, MANIFEST, output_name
+from tfaudio.store.formats import output_format
 
 MANIFEST_FORMAT = "tfaudio-embeddings/1"
 #: Bytes of vectors per shard.
 SHARD_BYTES = 64 << 20
-FILE_FORMATS = ("parquet", "tfrecord")
 
 
 def folder_name(model: str, pooling: str) -> str:
@@ -91,42 +91,21 @@ def rows_table(columns: dict[str, Sequence], vectors: Sequence[np.ndarray], pool
     return pa.table(table)
 
 
+def shard_name(number: int | str, file_format: str) -> str:
+    """`part-<number>` with the suffix of `file_format` (a name of `tfaudio.store.formats.FORMATS`)."""
+    return f"part-{number}{output_format(file_format).suffix}"
+
+
 def write_shard(folder: str | os.PathLike, name: str, table, file_format: str = "parquet") -> str:
-    """Write one shard atomically (temporary name, then rename); returns its path."""
+    """Write one shard atomically (temporary name, then rename) in `file_format`; returns its path."""
     folder = Path(folder)
     temporary = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        if file_format == "parquet":
-            import pyarrow.parquet as pq
-
-            pq.write_table(table, temporary)
-        else:
-            _write_tfrecord(temporary, table)
+        output_format(file_format).write(temporary, table)
         os.replace(temporary, folder / name)
     finally:
         temporary.unlink(missing_ok=True)
     return str(folder / name)
-
-
-def _write_tfrecord(path: Path, table) -> None:
-    import tensorflow as tf
-
-    columns = table.to_pydict()
-    vectors = np.stack([np.asarray(columns[c], np.float32) for c in table.column_names if c.startswith("e")], axis=1)
-    feature = tf.train.Feature
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for row in range(table.num_rows):
-            fields = {
-                name: feature(bytes_list=tf.train.BytesList(value=[(columns[name][row] or "").encode()]))
-                for name in ("file", "label", "group", "audio_sha256")
-            }
-            fold = columns["fold"][row]
-            fields["fold"] = feature(int64_list=tf.train.Int64List(value=[-1 if fold is None else fold]))
-            if "frame" in columns:
-                fields["frame"] = feature(int64_list=tf.train.Int64List(value=[columns["frame"][row]]))
-                fields["start"] = feature(float_list=tf.train.FloatList(value=[columns["start"][row]]))
-            fields["embedding"] = feature(float_list=tf.train.FloatList(value=vectors[row]))
-            writer.write(tf.train.Example(features=tf.train.Features(feature=fields)).SerializeToString())
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:
@@ -165,8 +144,7 @@ class OutputWriter:
 
     def __init__(self, out: str | os.PathLike, manifest: dict, *, file_format: str = "parquet",
                  shard_bytes: int = SHARD_BYTES):
-        if file_format not in FILE_FORMATS:
-            raise ValueError(f"file_format must be one of {FILE_FORMATS}, not {file_format!r}")
+        output_format(file_format)  # a ValueError naming the formats, before anything is written
         self.folder = output_folder(out, manifest["model"], manifest["pooling"])
         self.partial = self.folder.with_name(f".{self.folder.name}.partial")
         shutil.rmtree(self.partial, ignore_errors=True)  # an interrupted run's: the store kept its work
@@ -194,7 +172,7 @@ class OutputWriter:
         hop = self.manifest["frame_hop_seconds"]
         starts = [clip_frame_starts(len(v), hop) for v in vectors] if self.manifest["pooling"] == FRAMES else None
         table = rows_table(columns, vectors, self.manifest["pooling"], starts)
-        name = f"part-{len(self.manifest['shards']):05d}.{self.file_format}"
+        name = shard_name(f"{len(self.manifest['shards']):05d}", self.file_format)
         write_shard(self.partial, name, table, self.file_format)
         self.manifest["shards"].append({"name": name, "rows": table.num_rows})
         write_manifest(self.partial, self.manifest)

@@ -1,4 +1,12 @@
-"""The embedding store: every vector computed once, kept safe, found without reading it all.
+"""The embedding store, and the embedding outputs on disk.
+
+* this module: the cache of vectors (`EmbeddingStore`, below) and `read_embeddings`, which reads
+  an output of `tfaudio embed --out DIR` back;
+* `formats.py`: the one table of output formats (name, suffix, writer, reader) that every writer
+  and reader of outputs goes through;
+* `maintenance.py`: `tfaudio store info | compact | gc`.
+
+The cache: every vector computed once, kept safe, found without reading it all.
 
 Vectors are keyed by (audio content hash, representation key). The representation key is a
 digest of everything that determines the numbers: the backend's `identity()` (model, weights
@@ -39,6 +47,7 @@ import numpy as np
 from tfaudio.assets import sha256_of, tfaudio_home
 from tfaudio.data.dataset import Clip
 from tfaudio.errors import TfaudioWarning
+from tfaudio.store.formats import FORMATS, format_of
 
 #: A pooling name, or "frames" for the frame-level embeddings themselves.
 FRAMES = "frames"
@@ -232,38 +241,36 @@ def read_embeddings(path: str | os.PathLike, model: str | None = None, *, frames
     """An embedding output as a pandas DataFrame, or with batches=True an iterator of
     pyarrow RecordBatches (memory of one batch).
 
-    path: an output folder with model (it holds `<model>/` shards or `<model>.parquet`; frames:
-    the frame-level output `<model>_frames`), a sharded folder itself (with `_manifest.json`), or
-    a single Parquet file. Sharded outputs are read through their manifest, so shards of an
-    unfinished run that the manifest does not name are never mixed in.
+    path: an output folder with model (it holds `<model>/` shards or a single `<model>.parquet`;
+    frames: the frame-level output `<model>_frames`), a sharded folder itself (with
+    `_manifest.json`), or a single output file. Files of every format of `formats.FORMATS` are
+    read (TFRecord shards too). Sharded outputs are read through their manifest, so shards of
+    an unfinished run that the manifest does not name are never mixed in.
     """
     path = Path(path)
     if model is not None:
         name = output_name(model) + ("_frames" if frames else "")
-        candidates = [path / name, path / f"{name}.parquet"]
+        candidates = [path / name, *(path / f"{name}{fmt.suffix}" for fmt in FORMATS.values() if fmt.single_file)]
         found = next((c for c in candidates if (c / MANIFEST).exists() or c.is_file()), None)
         if found is None:
-            raise FileNotFoundError(f"no {name} output in {path} (looked for {name}/{MANIFEST} and {name}.parquet)")
+            looked = " and ".join([f"{name}/{MANIFEST}", *(c.name for c in candidates[1:])])
+            raise FileNotFoundError(f"no {name} output in {path} (looked for {looked})")
         path = found
     if path.is_file():
-        return _read_parquet([path], batches)
+        return _read_files([path], batches)
     if not (path / MANIFEST).exists():
-        raise FileNotFoundError(f"{path}: neither a Parquet file nor a sharded output (no {MANIFEST})")
+        raise FileNotFoundError(f"{path}: neither an output file nor a sharded output (no {MANIFEST})")
     manifest = json.loads((path / MANIFEST).read_text())
-    shards = [path / shard["name"] for shard in manifest["shards"]]
-    if manifest.get("file_format", "parquet") == "tfrecord":
-        raise ValueError(f"{path} holds TFRecord shards: read them with tf.data.TFRecordDataset "
-                         f"({', '.join(s.name for s in shards[:2])}...), see the README's 'Large archives'")
-    return _read_parquet(shards, batches)
+    return _read_files([path / shard["name"] for shard in manifest["shards"]], batches)
 
 
-def _read_parquet(paths: list[Path], batches: bool):
+def _read_files(paths: list[Path], batches: bool):
+    """Output files (each read by the format its suffix names) as one DataFrame, or batches."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     if batches:
-        return (batch for p in paths for batch in pq.ParquetFile(p).iter_batches())
-    tables = [pq.read_table(p) for p in paths]
+        return (batch for p in paths for batch in format_of(p).batches(p))
+    tables = [format_of(p).read(p, None) for p in paths]
     if not tables:
         return pa.table({}).to_pandas()
     return pa.concat_tables(tables, promote_options="default").to_pandas()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from tfaudio import assets as weights_module
 from tfaudio.runtime import keras_policy
-from tfaudio.training.config import TrainConfig, TrainingError
+from tfaudio.training.config import BACKBONE_TABLE, TrainConfig, TrainingError
 
 MOBILENET_SIZE = (224, 224)
 #: MobileNetV2's stages as keras.applications names them: 0 = stem (Conv1, expanded_conv),
@@ -35,18 +35,32 @@ _MOBILENET_STAGE = re.compile(r"^block_(\d+)_")
 
 
 def resolve_weights(config: TrainConfig) -> str | None:
-    """The backbone's weights file, or None for small_cnn. Nothing is built or decoded.
+    """The backbone's weights file (`BACKBONE_TABLE`), or None for one that trains from scratch.
+    Nothing is built or decoded.
 
-    Raises TrainingError naming the file, every place looked and where to put it (e.g. offline
-    with nothing in KERAS_HOME), so a run fails before any audio is read.
+    Raises TrainingError, one line: why the file is unavailable, where to put it, and that
+    --backbone small_cnn needs none (e.g. offline with nothing in TFAUDIO_MODELS), so a run
+    fails before any audio is read.
     """
-    spec = {"mobilenet_v2": weights_module.MOBILENET_V2_NO_TOP, "yamnet": weights_module.YAMNET_H5}.get(config.backbone)
+    spec = BACKBONE_TABLE[config.backbone].weights
     if spec is None:
         return None
     try:
         return str(weights_module.resolve(spec, config.weights, offline=config.offline))
     except weights_module.WeightsUnavailable as err:
-        raise TrainingError(f"{config.backbone} weights are unavailable, so training cannot start: {err}") from None
+        raise TrainingError(_unavailable(config.backbone, spec, err)) from None
+
+
+def _unavailable(backbone: str, spec, err) -> str:
+    """One line from the weights error: its reason and its fix (the first and last of its
+    lines; the places looked in between are left out: the fix names where the file goes)."""
+    lines = str(err).splitlines()
+    reason = lines[0].removeprefix(f"{spec.filename} ({spec.model}) is unavailable: ").rstrip(".")
+    fix = lines[-1].removeprefix("To fix: ").rstrip(".")
+    fix = fix.replace("pass its path explicitly", "pass its path with --weights")
+    scratch = next(name for name, b in BACKBONE_TABLE.items() if b.weights is None)
+    return (f"{backbone} weights are unavailable, so training cannot start: {spec.filename}: {reason}. To fix: {fix}; "
+            f"or pick --backbone {scratch}, which trains from scratch and needs no weights")
 
 
 #: keras.applications.MobileNetV2 refuses inputs smaller than this in either dimension.
@@ -103,13 +117,13 @@ class ModelParts:
 
 def _float32(x):
     """A KerasTensor as float32: itself when it is, else through a float32 identity layer."""
-    import keras
+    from tfaudio.quiet import keras
 
     return x if x.dtype == "float32" else keras.layers.Activation("linear", dtype="float32", name="to_float32")(x)
 
 
 def _head(feature_shape, num_classes: int, dropout: float, conv: bool, precision: str = "float32", name: str = "head"):
-    import keras
+    from tfaudio.quiet import keras
 
     from tfaudio.training.layers import SigmoidPair
 
@@ -160,7 +174,7 @@ def build(config: TrainConfig, num_classes: int, num_samples: int, weights_path:
 
     Input: waveform float32 [batch, num_samples] at 16 kHz; output float32 [batch, num_classes].
     """
-    import keras
+    from tfaudio.quiet import keras
 
     waveform = keras.Input((num_samples,), name="waveform")
     if config.backbone == "mobilenet_v2":

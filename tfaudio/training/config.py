@@ -7,17 +7,45 @@ export metadata can describe one, without paying for a TensorFlow import.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import warnings
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 
-from tfaudio.data.splits import VALIDATION_SPLITS
+from tfaudio import assets
+from tfaudio.data.splits import ALIASES, VALIDATION_SPLITS
 from tfaudio.errors import TfaudioError
 from tfaudio.frontend.params import MelParams, centred_power_mel
 from tfaudio.runtime import check_precision
 
-BACKBONES = ("mobilenet_v2", "yamnet", "small_cnn")
+
+@dataclass(frozen=True)
+class Backbone:
+    """A network a run can build its classifier on.
+
+    network: what it is; pretrained_on: what its weights learned from (None: it trains from
+    scratch on the run's clips); weights: the file it needs (None: none).
+    """
+
+    name: str
+    network: str
+    pretrained_on: str | None
+    weights: assets.WeightsFile | None
+
+
+#: Every backbone, the default first: an audio-pretrained network, since transfer learning is
+#: the point of a run (small_cnn, from scratch, is for quick checks and runs without weights).
+BACKBONE_TABLE = {
+    backbone.name: backbone
+    for backbone in (
+        Backbone("yamnet", "YAMNet, a MobileNetV1 on 0.96 s log-mel patches", "AudioSet sound events", assets.YAMNET_H5),
+        Backbone("mobilenet_v2", "MobileNetV2 on the log-mel spectrogram as an image", "ImageNet photographs",
+                 assets.MOBILENET_V2_NO_TOP),
+        Backbone("small_cnn", "four convolution blocks on the log-mel spectrogram", None, None),
+    )
+}
+BACKBONES = tuple(BACKBONE_TABLE)
 AUGMENTATIONS = ("gain", "shift", "specaugment", "noise")
-#: How a run holds out its validation clips (`tfaudio.data.splits`; "fold": one of the manifest's folds).
+#: How a run holds out its validation clips (`tfaudio.data.splits.validation_holdout`).
 SPLITS = VALIDATION_SPLITS
 
 
@@ -110,15 +138,18 @@ class AugmentConfig:
 class TrainConfig:
     """One transfer-learning run.
 
-    backbone: "mobilenet_v2" (ImageNet), "yamnet" (AudioSet) or "small_cnn" (from scratch).
-    epochs / lr: phase 1, backbone frozen, head trained on cached backbone outputs.
-    fine_tune_epochs / fine_tune_lr / unfreeze_last: phase 2, the last `unfreeze_last` blocks
-        of the backbone train too (batch norm kept in inference mode); 0 epochs skips it.
+    backbone: a name of BACKBONE_TABLE: "yamnet" (AudioSet, the default), "mobilenet_v2"
+        (ImageNet) or "small_cnn" (from scratch).
+    epochs / learning_rate: phase 1, backbone frozen, head trained on cached backbone outputs.
+    fine_tune_epochs / fine_tune_learning_rate / unfreeze_last: phase 2, the last
+        `unfreeze_last` blocks of the backbone train too (batch norm kept in inference mode);
+        0 epochs skips it.
     duration: seconds per training example (clips padded / trimmed at the end); None: the
         dataset's median clip duration.
-    split: "auto" (the manifest's fold, else group-aware, else stratified), "fold", "group" or
-        "stratified"; val_fold: the fold held out (default: the lowest); val_fraction: the
-        held-out share for "group" and "stratified".
+    split: a strategy of `tfaudio.data.splits.VALIDATION_SPLITS`: "auto" (the manifest's fold,
+        else group-aware, else stratified), "predefined" (one of the manifest's folds), "group" or
+        "stratified"; val_fold: the fold "predefined" holds out (default: the lowest);
+        val_fraction: the held-out share for "group" and "stratified".
     weights: an explicit weights file for the backbone (else the usual resolution).
     resize: mobilenet_v2 input resized to 224 x 224 (False: the native spectrogram size).
     offline: forbid downloads (None: read TFAUDIO_OFFLINE).
@@ -127,14 +158,16 @@ class TrainConfig:
         classification layer and the loss stay float32 (`tfaudio.runtime.keras_policy`).
     export_precision: what the exported network computes in (and `TrainResult.classifier`,
         whose validation metrics are reported): the trained weights in a network built at it.
+    lr, fine_tune_lr: old names of learning_rate and fine_tune_learning_rate, still accepted
+        (DeprecationWarning); split "fold" is the old name of "predefined", likewise.
     """
 
-    backbone: str = "small_cnn"
+    backbone: str = "yamnet"
     epochs: int = 20
     fine_tune_epochs: int = 5
     unfreeze_last: int = 2
-    lr: float = 1e-3
-    fine_tune_lr: float = 1e-5
+    learning_rate: float = 1e-3
+    fine_tune_learning_rate: float = 1e-5
     batch_size: int = 32
     duration: float | None = None
     dropout: float = 0.3
@@ -151,8 +184,11 @@ class TrainConfig:
     offline: bool | None = None
     precision: str = "float32"
     export_precision: str = "float32"
+    lr: InitVar[float | None] = None
+    fine_tune_lr: InitVar[float | None] = None
 
-    def __post_init__(self):
+    def __post_init__(self, lr, fine_tune_lr):
+        self._accept_old_names(lr, fine_tune_lr)
         for name in ("precision", "export_precision"):
             try:
                 check_precision(getattr(self, name))
@@ -172,8 +208,20 @@ class TrainConfig:
             raise TrainingError(f"duration must be at least 0.1 s, got {self.duration}")
         if not 0 < self.val_fraction < 1:
             raise TrainingError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if self.backbone == "small_cnn" and self.weights is not None:
-            raise TrainingError("small_cnn trains from scratch: it takes no weights file")
+        if BACKBONE_TABLE[self.backbone].weights is None and self.weights is not None:
+            raise TrainingError(f"{self.backbone} trains from scratch: it takes no weights file")
+
+    def _accept_old_names(self, lr, fine_tune_lr) -> None:
+        """The old spellings (lr, fine_tune_lr, split "fold") set the new fields, with a
+        DeprecationWarning, so code written against them keeps running."""
+        renamed = {"lr": ("learning_rate", lr), "fine_tune_lr": ("fine_tune_learning_rate", fine_tune_lr)}
+        for old, (new, value) in renamed.items():
+            if value is not None:
+                warnings.warn(f"TrainConfig({old}=...) is now {new}", DeprecationWarning, stacklevel=4)
+                object.__setattr__(self, new, value)  # frozen: the one way to set a field here
+        if self.split in ALIASES:
+            warnings.warn(f"split {self.split!r} is now {ALIASES[self.split]!r}", DeprecationWarning, stacklevel=4)
+            object.__setattr__(self, "split", ALIASES[self.split])
 
     @property
     def frontend_config(self) -> FrontendConfig | None:

@@ -119,7 +119,7 @@ def serving_function(classifier, class_names, num_samples: int, max_windows: int
     needs the memory of a chunk, not of 3600 windows at once. The windows' probabilities are
     averaged, each weighted by the samples of audio it holds.
     """
-    import tensorflow as tf
+    from tfaudio.quiet import tf
 
     names = tf.constant(list(class_names))
     num_classes = len(class_names)
@@ -155,8 +155,8 @@ def export_savedmodel(classifier, metadata: dict, model_dir: str | os.PathLike, 
     """Write ``model_dir/<version>/`` (default: one above the highest present, 1 for a new
     folder) and return it. metadata must hold class_names and num_samples (see
     tfaudio.training.TrainResult.metadata)."""
-    import keras
-    import tensorflow as tf
+    from tfaudio.quiet import keras
+    from tfaudio.quiet import tf
 
     model_dir = Path(model_dir)
     if model_dir.exists() and not model_dir.is_dir():
@@ -198,7 +198,7 @@ def export_tflite(version_dir: str | os.PathLike) -> Path:
     The STFT and string gather need TensorFlow ops beyond the TFLite builtins, so the model
     uses the Flex delegate (bundled with the tensorflow pip package's interpreter).
     """
-    import tensorflow as tf
+    from tfaudio.quiet import tf
 
     version_dir = Path(version_dir)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(version_dir), signature_keys=[SIGNATURE])
@@ -231,7 +231,7 @@ class ServedModel:
         return int(self.metadata["sample_rate"])
 
     def predict(self, waveform) -> tuple[np.ndarray, list[str]]:
-        import tensorflow as tf
+        from tfaudio.quiet import tf
 
         waveform = np.asarray(waveform, dtype=np.float32)
         if waveform.ndim == 1:
@@ -242,7 +242,7 @@ class ServedModel:
 
 def load(path: str | os.PathLike) -> ServedModel:
     """Load ``saved_models/NAME`` (its highest version) or a version folder."""
-    import tensorflow as tf
+    from tfaudio.quiet import tf
 
     version = resolve_version(path)
     meta_path = version / "assets" / METADATA_FILE

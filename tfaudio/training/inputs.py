@@ -16,7 +16,7 @@ import numpy as np
 
 from tfaudio.data.audio import AUDIO_EXTENSIONS, AudioError, info, load
 from tfaudio.data.dataset import Dataset, Problem
-from tfaudio.data.splits import SplitError, holdout, resolve_strategy
+from tfaudio.data.splits import SplitError, resolve_strategy, validation_holdout
 from tfaudio.training.config import AugmentConfig, TrainConfig, TrainingError
 
 
@@ -49,40 +49,24 @@ def check_classes(dataset: Dataset) -> None:
 
 
 def validation_split(dataset: Dataset, config: TrainConfig) -> ValidationSplit:
-    """Train / validation indices as `config.split` says.
+    """Train / validation indices as `config.split` says (`tfaudio.data.splits.validation_holdout`).
 
-    "auto" (`tfaudio.data.splits.resolve_strategy`): the manifest's fold when it has folds,
-    else group-aware 80/20 when clips have groups (no group on both sides), else stratified
-    80/20. Raises TrainingError when the validation side is empty or a class has no training clip.
+    "auto": the manifest's fold when it has folds, else group-aware 80/20 when clips have groups
+    (no group on both sides), else stratified 80/20. Raises TrainingError when the split cannot
+    be made, the validation side is empty or a class has no training clip.
     """
-    folds = dataset.folds
-    strategy = resolve_strategy(dataset, config.split)  # "fold" is training's name for "predefined"
-    if strategy == "predefined":
-        if folds is None:
-            raise TrainingError(f"{dataset.source}: split 'fold' needs a fold column in the manifest")
-        values = sorted(set(folds.tolist()))
-        fold = values[0] if config.val_fold is None else config.val_fold
-        val = np.flatnonzero(folds == fold)
-        train = np.flatnonzero(folds != fold)
-        how = f"fold {fold} of the manifest held out"
-        if len(val) == 0:
-            raise TrainingError(
-                f"{dataset.source}: no validation clips: no clip is in fold {fold} (folds present: {values}). "
-                "Pick another --val-fold"
-            )
-    else:
-        if config.val_fold is not None:
-            raise TrainingError(f"--val-fold applies to the 'fold' split, not {strategy!r}")
-        if strategy == "group" and dataset.groups is None:
-            raise TrainingError(f"{dataset.source}: split 'group' needs a group column (e.g. --group-column speaker)")
-        try:
-            # "stratified" leaves groups out of it, even when the clips have some.
-            (split,) = holdout(dataset, config.val_fraction, config.seed, grouped=strategy == "group")
-            train, val = split.train, split.test
-        except (SplitError, ValueError) as err:
-            raise TrainingError(f"{dataset.source}: cannot hold out a validation set: {err}") from None
-        share = f"{len(val) / len(dataset):.0%}"
-        how = f"group-aware holdout ({share} of clips, no group on both sides)" if strategy == "group" else f"stratified holdout ({share} of clips)"
+    strategy = resolve_strategy(dataset, config.split)
+    if config.val_fold is not None and strategy != "predefined":
+        raise TrainingError(f"--val-fold applies to the 'predefined' split, not {strategy!r}")
+    try:
+        split = validation_holdout(dataset, strategy, fold=config.val_fold, fraction=config.val_fraction, seed=config.seed)
+    except (SplitError, ValueError) as err:
+        if strategy == "predefined" and dataset.folds is not None:  # a fold the manifest does not have
+            raise TrainingError(f"{dataset.source}: no validation clips: {err}. Pick another --val-fold") from None
+        hint = " (--group-column names it, e.g. --group-column speaker)" if strategy == "group" else ""
+        raise TrainingError(f"{dataset.source}: cannot hold out a validation set ({strategy!r} split): {err}{hint}") from None
+    train, val = split.train, split.test
+    how = _describe(strategy, split, len(val) / len(dataset))
     labels = dataset.labels
     missing = [dataset.classes[c] for c in range(len(dataset.classes)) if not np.any(labels[train] == c)]
     if missing:
@@ -90,6 +74,15 @@ def validation_split(dataset: Dataset, config: TrainConfig) -> ValidationSplit:
     if len(train) == 0:
         raise TrainingError(f"{dataset.source}: no training clips left after holding out validation ({how})")
     return ValidationSplit(np.asarray(train, np.int64), np.asarray(val, np.int64), how)
+
+
+def _describe(strategy: str, split, share: float) -> str:
+    """One line saying how the validation clips were chosen (printed, and kept with the export)."""
+    if strategy == "predefined":
+        return f"fold {split.name.removeprefix('fold')} of the manifest held out"
+    if strategy == "group":
+        return f"group-aware holdout ({share:.0%} of clips, no group on both sides)"
+    return f"stratified holdout ({share:.0%} of clips)"
 
 
 def median_duration(dataset: Dataset, indices: np.ndarray) -> float:

@@ -4,9 +4,8 @@ two-class sigmoid head output."""
 
 from __future__ import annotations
 
-import keras
-import tensorflow as tf
 
+from tfaudio.quiet import keras, tf  # TensorFlow imported without its start-up noise
 from tfaudio.models.yamnet import model as yamnet_module
 from tfaudio.models.yamnet.config import YamnetParams
 

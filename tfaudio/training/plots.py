@@ -9,11 +9,24 @@ from pathlib import Path
 import numpy as np
 
 from tfaudio import outputs
+from tfaudio.training.result import describe_fine_tuning
 
 
 def _series(history: list[dict], key: str) -> tuple[list[int], list[float]]:
     rows = [r for r in history if key in r]
     return [r["epoch"] for r in rows], [r[key] for r in rows]
+
+
+def epoch_step(epochs: int, most_ticks: int = 10) -> int:
+    """Epochs between labelled ticks of the curves: 1, 2, 5, 10, 20, 50, ..., the smallest that
+    shows at most `most_ticks` ticks. Ticks then fall on whole epochs (an automatic axis labels
+    1.5, 2.5, ... on a short run)."""
+    scale = 1
+    while True:
+        for step in (scale, 2 * scale, 5 * scale):
+            if epochs <= most_ticks * step:
+                return step
+        scale *= 10
 
 
 def _title(result) -> str:
@@ -53,22 +66,26 @@ def write_curves_html(result, path: Path) -> None:
     # category axes: class names such as "0", "1" would otherwise become a numeric axis
     fig.update_yaxes(type="category", autorange="reversed", title_text="true", row=1, col=3)
     fig.update_xaxes(type="category", title_text="predicted", row=1, col=3)
+    step = epoch_step(len(result.history))
     for col in (1, 2):
-        fig.update_xaxes(title_text="epoch", row=1, col=col)
-    fig.update_layout(title=_title(result), height=520, width=1500, legend={"orientation": "h", "y": -0.2})
+        fig.update_xaxes(title_text="epoch", tick0=0, dtick=step, row=1, col=col)
+    # No fixed width: the figure fills the page (responsive), so it fits a 1280 px laptop screen.
+    # The page's heading already says what the title would.
+    fig.update_layout(height=460, autosize=True, margin={"l": 50, "r": 20, "t": 40},
+                      legend={"orientation": "h", "y": -0.25})
     m = result.metrics
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in m.items() if isinstance(v, float)
     ) + "".join(f"<tr><td>recall: {html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in m["per_class_recall"].items())
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(_title(result))}</title>
-<style>body{{font-family:sans-serif;margin:1em}} table{{border-collapse:collapse}} td{{border:1px solid #ccc;padding:2px 8px}}</style>
+<style>body{{font-family:sans-serif;margin:1em;max-width:1600px}} table{{border-collapse:collapse}} td{{border:1px solid #ccc;padding:2px 8px}}</style>
 </head><body>
 <h2>{html.escape(_title(result))}</h2>
 <p>Validation: {html.escape(result.split.how)}. Phase 1: backbone frozen, {result.phase_boundary} epochs on cached outputs;
-phase 2: fine-tuning ({'kept' if m['fine_tuning_kept'] else 'not kept: it did not lower the validation loss, or lowered the accuracy'}).
+phase 2: fine-tuning {html.escape(describe_fine_tuning(m))}.
 Curves are per window of the training duration; the final metrics are per whole clip, as the export serves them.</p>
-{fig.to_html(include_plotlyjs=True, full_html=False)}
+{fig.to_html(include_plotlyjs=True, full_html=False, default_width="100%", config={"responsive": True})}
 <table>{rows}</table>
 </body></html>
 """
@@ -81,15 +98,20 @@ def write_curves_png(result, path: Path) -> None:
 
     matplotlib.use("Agg")  # files only: no display on servers
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MultipleLocator
 
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5), gridspec_kw={"width_ratios": [1, 1, 1]})
+    # 1280 x 480 px at dpi 100, a laptop screen's width; constrained layout keeps the rotated
+    # class names and the axis titles inside it
+    fig, axes = plt.subplots(1, 3, figsize=(12.8, 4.8), layout="constrained")
+    step = epoch_step(len(result.history))
     for ax, metric in zip(axes[:2], ("loss", "accuracy")):
+        ax.xaxis.set_major_locator(MultipleLocator(step))
         for prefix, colour, label in (("", "tab:blue", "train"), ("val_", "tab:red", "validation")):
             x, y = _series(result.history, prefix + metric)
             ax.plot(x, y, marker="o", markersize=3, color=colour, label=f"{label} {metric}")
         if 0 < result.phase_boundary < len(result.history):
-            ax.axvline(result.phase_boundary + 0.5, linestyle="--", color="grey")
-            ax.text(result.phase_boundary + 0.6, 0.98, "fine-tuning", transform=ax.get_xaxis_transform(), va="top", color="grey")
+            # in the legend rather than written on the plot, where a legend or a curve could cover it
+            ax.axvline(result.phase_boundary + 0.5, linestyle="--", color="grey", label="fine-tuning from here")
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.grid(alpha=0.3)
@@ -108,7 +130,6 @@ def write_curves_png(result, path: Path) -> None:
     ax.set_ylabel("true")
     ax.set_title("confusion matrix (validation)")
     fig.suptitle(_title(result))
-    fig.tight_layout()
     try:
         with outputs.replacing(path) as temporary:  # the format follows the (kept) .png suffix
             fig.savefig(temporary, dpi=100)

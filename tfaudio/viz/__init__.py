@@ -11,6 +11,14 @@ embedding projector.
 (label, file) pairs. Vectors come from the embedding store, so a second page over the same
 clips and models costs only the projection. `visualize_tables` / `export_tables` take
 `EmbeddingTable`s computed elsewhere.
+
+    __init__.py     visualize / export_projector (this module): embed, measure, write
+    points.py       the clips and each model's vectors, aligned row for row (PointSet)
+    projection.py   PCA, t-SNE, UMAP to 2-D (ProjectionConfig)
+    separability.py silhouette and cross-validated k-NN accuracy, original space and 2-D
+    media.py        each clip's audio and log-mel thumbnail for the page and the sprite
+    page.py         the self-contained HTML page
+    projector.py    the TensorBoard projector folder (tensors, metadata.tsv, sprite)
 """
 
 from __future__ import annotations
@@ -105,27 +113,47 @@ def visualize_tables(
     progress: bool = True,
 ) -> Visualization:
     """Write the page for EmbeddingTables of one dataset (one panel per table)."""
-    from tqdm import tqdm
-
-    from tfaudio.viz import page
-    from tfaudio.viz.media import data_uri, render_clips, thumbnail_png
-    from tfaudio.viz.projection import project
-    from tfaudio.viz.separability import measure
-
     points = align(tables)
     check_for_plot(points)
     out = Path(out)
     if out.is_dir():
         raise VizError(f"--out {out} is a folder; give an .html file name")
-    dataset, files = points.dataset, points.files()
+    results, notes = _measure(points, projection, separability)
+    clips, thumbs = _media(points, media, out, progress)
+    document = _page(points, results, notes, clips, thumbs, projection, media, title)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    outputs.write_text(out, document)  # whole or not at all: an earlier page survives a failed write
+    _warn(notes)
+    classes = len(points.dataset.classes)
+    return Visualization(out, len(clips), classes, tuple(results), points.skipped, tuple(notes), len(document.encode()))
+
+
+def _measure(points: PointSet, projection: ProjectionConfig,
+             separability: SeparabilityConfig) -> tuple[list[PanelResult], list[str]]:
+    """Each representation projected to 2-D and its separability measured; with the notes
+    (clamped settings, figures that could not be computed), each led by the model's name."""
+    from tfaudio.viz.projection import project
+    from tfaudio.viz.separability import measure
+
     notes: list[str] = []
     results = []
     for item in points.embedded:
         projected = project(item.vectors, projection)
-        scores = measure(item.vectors, projected.coords, dataset, separability, projection.scaling)
+        scores = measure(item.vectors, projected.coords, points.dataset, separability, projection.scaling)
         notes += [f"{item.name}: {n}" for n in (*projected.notes, *scores.notes)]
         results.append(PanelResult(item.name, item.pooling, int(item.vectors.shape[1]), projected, scores))
+    return results, notes
 
+
+def _media(points: PointSet, media: MediaConfig, out: Path, progress: bool) -> tuple[list, list[str]]:
+    """The page's clip rows (file, label, fold, audio source: embedded or linked relative to
+    `out`) and each clip's log-mel thumbnail as a data URI."""
+    from tqdm import tqdm
+
+    from tfaudio.viz import page
+    from tfaudio.viz.media import data_uri, render_clips, thumbnail_png
+
+    files = points.files()
     with tqdm(total=len(files), desc="audio + thumbnails", unit="clip", file=sys.stderr,
               disable=not progress or len(files) < 2, dynamic_ncols=True) as bar:
         rendered = render_clips(points.clips, media, with_audio=not media.link_audio, progress=bar.update)
@@ -138,32 +166,41 @@ def visualize_tables(
         for image in rendered.images
     ]
     clips = page.clip_rows(files, [c.label for c in points.clips], [c.fold for c in points.clips], sources)
+    return clips, thumbs
 
-    method = _METHOD_NAMES[projection.method]
-    panels = []
-    for result in results:
-        sep, settings = result.separability, result.projection.settings
-        detail = {
-            "pca": "",
-            "tsne": f", perplexity {settings.get('perplexity')}, {settings.get('iterations')} iterations, seed {settings.get('seed')}",
-            "umap": f", {settings.get('neighbors')} neighbours, seed {settings.get('seed')}",
-        }[projection.method]
-        panels.append(
-            page.Panel(
-                title=result.name,
-                subtitle=f"{result.dim}-d, {result.pooling} pooling · {method}{detail}",
-                coords=result.projection.coords,
-                x_title=result.projection.x_title,
-                y_title=result.projection.y_title,
-                rows=(
-                    (f"{sep.neighbors}-NN accuracy ({sep.splits})",
-                     _percent(sep.original.knn_accuracy, sep.original.knn_std),
-                     _percent(sep.projected.knn_accuracy, sep.projected.knn_std)),
-                    ("silhouette", _silhouette(sep.original.silhouette), _silhouette(sep.projected.silhouette)),
-                ),
-                original_label=f"original ({result.dim}-d)",
-            )
-        )
+
+def _panel(result: PanelResult, method: str):
+    """One panel of the page: the scatter and its figures in the original space and in 2-D."""
+    from tfaudio.viz import page
+
+    sep, settings = result.separability, result.projection.settings
+    detail = {
+        "pca": "",
+        "tsne": f", perplexity {settings.get('perplexity')}, {settings.get('iterations')} iterations, seed {settings.get('seed')}",
+        "umap": f", {settings.get('neighbors')} neighbours, seed {settings.get('seed')}",
+    }[method]
+    return page.Panel(
+        title=result.name,
+        subtitle=f"{result.dim}-d, {result.pooling} pooling · {_METHOD_NAMES[method]}{detail}",
+        coords=result.projection.coords,
+        x_title=result.projection.x_title,
+        y_title=result.projection.y_title,
+        rows=(
+            (f"{sep.neighbors}-NN accuracy ({sep.splits})",
+             _percent(sep.original.knn_accuracy, sep.original.knn_std),
+             _percent(sep.projected.knn_accuracy, sep.projected.knn_std)),
+            ("silhouette", _silhouette(sep.original.silhouette), _silhouette(sep.projected.silhouette)),
+        ),
+        original_label=f"original ({result.dim}-d)",
+    )
+
+
+def _page(points: PointSet, results: list[PanelResult], notes: list[str], clips, thumbs: list[str],
+          projection: ProjectionConfig, media: MediaConfig, title: str | None) -> str:
+    """The whole HTML document."""
+    from tfaudio.viz import page
+
+    dataset = points.dataset
     scaling = "each dimension z-scored" if projection.scaling == "standard" else "vectors used as they are"
     method_note = (
         f"Vectors: {scaling}. Original space: cosine distance; 2-D: Euclidean distance. k-NN accuracy is the mean ± "
@@ -171,10 +208,10 @@ def visualize_tables(
         "(labels unused), so the 2-D figure measures the picture, not a model on unseen clips."
     )
     classes = list(dataset.classes)
-    document = page.render(
-        title=title or f"{method} of {printable_path(dataset.root.name or dataset.root)}",
+    return page.render(
+        title=title or f"{_METHOD_NAMES[projection.method]} of {printable_path(dataset.root.name or dataset.root)}",
         about=[
-            f"{len(files)} clips, {len(classes)} classes, from {printable_path(dataset.root)}",
+            f"{len(clips)} clips, {len(classes)} classes, from {printable_path(dataset.root)}",
             "Audio linked relative to this page" if media.link_audio
             else f"Audio embedded: first {media.max_seconds:g} s of each clip at {media.audio_rate} Hz",
         ],
@@ -183,13 +220,9 @@ def visualize_tables(
         clips=clips,
         classes=classes,
         thumbs=thumbs,
-        panels=panels,
+        panels=[_panel(result, projection.method) for result in results],
         method_note=method_note,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    outputs.write_text(out, document)  # whole or not at all: an earlier page survives a failed write
-    _warn(notes)
-    return Visualization(out, len(files), len(classes), tuple(results), points.skipped, tuple(notes), len(document.encode()))
 
 
 def visualize(

@@ -82,7 +82,7 @@ def _write_checkpoint(logdir: Path, tensors: dict[str, np.ndarray]) -> None:
     from tfaudio.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    import tensorflow as tf
+    from tfaudio.quiet import tf
 
     # Saved under a hidden prefix, then each file renamed into place (the data before the index
     # that describes it), so an earlier export's checkpoint is replaced only by a whole one.

@@ -5,7 +5,10 @@ Importing this module does not import TensorFlow, so `autoencoder:PATH` can name
 
 A saved autoencoder is a folder:
 
-    autoencoder.json           config, weights sha256, training history and facts
+    autoencoder.json           config, weights sha256, training history and facts, and
+                               trained_on_sha256: the content sha256 of every clip that shaped
+                               the weights (training and early-stopping clips), so a comparison
+                               can tell when the model has heard the clips it is tested on
     autoencoder.weights.h5     Keras weights: standardization statistics, encoder, decoder
     figures/                   reconstructions, error per class, loss curves (PNG + HTML)
 """
@@ -15,9 +18,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from tfaudio.assets import sha256_of
 from tfaudio.errors import TfaudioError
 from tfaudio.frontend.params import MelParams, centred_power_mel
 
@@ -25,6 +31,9 @@ CONFIG_FILE = "autoencoder.json"
 
 
 WEIGHTS_FILE = "autoencoder.weights.h5"
+
+#: The record's list of the clips a model was trained on (content sha256, sorted).
+TRAINED_ON = "trained_on_sha256"
 
 
 #: Mean and spread of the bottleneck over a clip's patches: on ESC-10 (5 folds, random forest)
@@ -188,3 +197,27 @@ def read_saved(path: str | os.PathLike) -> tuple[Path, dict, AutoencoderConfig]:
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise AutoencoderError(f"{record_path}: unreadable autoencoder record ({err})") from None
     return folder, record, config
+
+
+def content_digests(paths: Sequence[Path], known: dict[Path, str | None] | None = None) -> list[str | None]:
+    """sha256 of each file's content (None where it cannot be read), the digest the embedding
+    store keys clips by. known: path -> digest already computed; updated with the new ones."""
+    known = {} if known is None else known
+
+    def digest(path: Path) -> str | None:
+        try:
+            return sha256_of(path)
+        except OSError:
+            return None
+
+    missing = list(dict.fromkeys(p for p in paths if p not in known))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        known.update(zip(missing, pool.map(digest, missing)))
+    return [known[p] for p in paths]
+
+
+def trained_on(record: dict) -> frozenset[str] | None:
+    """The content sha256 of the clips a saved model was trained on (None: saved before tfaudio
+    recorded them)."""
+    digests = record.get(TRAINED_ON)
+    return None if digests is None else frozenset(digests)

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
+from tfaudio.quiet import tf  # TensorFlow imported without its start-up noise
 from tfaudio.frontend.pooling import pool_tensor
 from tfaudio.models.autoencoder.config import DEFAULT_POOLING, AutoencoderError
 from tfaudio.models.autoencoder.model import Autoencoder, AutoencoderRepresentation

@@ -18,14 +18,18 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from tfaudio.assets import sha256_of
 from tfaudio.data.dataset import Clip, Dataset
-from tfaudio.models.autoencoder.config import CONFIG_FILE, DEFAULT_POOLING, AutoencoderConfig, AutoencoderError
+from tfaudio.models.autoencoder.config import (
+    CONFIG_FILE,
+    DEFAULT_POOLING,
+    AutoencoderConfig,
+    AutoencoderError,
+    content_digests,
+)
 from tfaudio.models.base import LearnedRepresentation, ModelUnavailable, Representation
 from tfaudio.quiet import import_tensorflow_quietly
 
@@ -33,17 +37,11 @@ from tfaudio.quiet import import_tensorflow_quietly
 CACHE_FOLDER = "autoencoders"
 
 
-def _content_digest(path: Path) -> str | None:
-    try:
-        return sha256_of(path)
-    except OSError:
-        return None
-
-
 class LearnableAutoencoder(LearnedRepresentation):
     """The log-mel autoencoder before training: `latent`-d bottleneck frames, pooled mean+std."""
 
     default_pooling = DEFAULT_POOLING
+    settings = tuple(f.name for f in dataclasses.fields(AutoencoderConfig))
     how_to_fit = (
         "`tfaudio compare` trains it on each split's training clips; to embed or plot with one, train it with "
         "`tfaudio autoencoder train DATA --out FOLDER` and name it autoencoder:FOLDER"
@@ -61,11 +59,14 @@ class LearnableAutoencoder(LearnedRepresentation):
         self._digests = {} if digests is None else digests
 
     def configure(self, settings: Mapping[str, object]) -> LearnableAutoencoder:
-        known = {f.name for f in dataclasses.fields(AutoencoderConfig)}
+        chosen = {k: v for k, v in settings.items() if k in self.settings}
         try:
-            config = dataclasses.replace(self.config, **{k: v for k, v in settings.items() if k in known})
+            config = dataclasses.replace(self.config, **chosen)
         except AutoencoderError as err:
             raise ModelUnavailable(str(err)) from None
+        except TypeError as err:  # a value of the wrong kind ("epochs": "ten") fails a comparison
+            shown = ", ".join(f"{k}={v!r}" for k, v in chosen.items())
+            raise ModelUnavailable(f"{self.name} cannot use the settings {shown}: {err}") from None
         return LearnableAutoencoder(config, self.name, self._digests)
 
     def fitting_note(self, fits: int) -> str:
@@ -108,9 +109,6 @@ class LearnableAutoencoder(LearnedRepresentation):
 
     def _folder(self, clips: tuple[Clip, ...], train_indices: np.ndarray, models_dir: Path) -> Path:
         """models_dir/autoencoders/<16 hex digits of the config and the training clips' content>."""
-        missing = list(dict.fromkeys(clips[i].path for i in train_indices if clips[i].path not in self._digests))
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            self._digests.update(zip(missing, pool.map(_content_digest, missing)))
-        contents = sorted(self._digests[clips[i].path] or "" for i in train_indices)
+        contents = sorted(d or "" for d in content_digests([clips[i].path for i in train_indices], self._digests))
         blob = json.dumps({"config": self.config.to_dict(), "train": contents}, sort_keys=True, default=str)
         return models_dir / CACHE_FOLDER / hashlib.sha256(blob.encode()).hexdigest()[:16]

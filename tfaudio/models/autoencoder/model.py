@@ -18,14 +18,14 @@ patch (or of a clip shorter than a patch) is neither fitted nor counted.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
 
-import keras
 import numpy as np
-import tensorflow as tf
 
+from tfaudio.quiet import keras, tf  # TensorFlow imported without its start-up noise
 from tfaudio.assets import sha256_of
 from tfaudio.frontend import layers as frontend_layers
 from tfaudio.frontend import ops as frontend
@@ -36,6 +36,7 @@ from tfaudio.models.autoencoder.config import (
     AutoencoderError,
     autoencoder_identity,
     read_saved,
+    trained_on,
 )
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
 from tfaudio.runtime import check_precision, keras_policy
@@ -174,18 +175,6 @@ class Autoencoder:
         # The same layers, never compiled: what is saved, so the file holds the network alone
         # (no optimizer state) and loads into a fresh, uncompiled model.
         self.bundle = keras.Model([raw, mask], stacked, name="autoencoder_weights")
-        # autograph=False: no Python control flow on tensors here, and AutoGraph's source
-        # transformation costs about 1 s per trace.
-        self._encode_graph = tf.function(
-            self._encode,
-            input_signature=(tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)),
-            autograph=False,
-        )
-        self._reconstruct_graph = tf.function(
-            self._reconstruct,
-            input_signature=(tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)),
-            autograph=False,
-        )
 
     # -- statistics and weights
 
@@ -237,19 +226,38 @@ class Autoencoder:
         flat_mask = tf.reshape(frame_mask, [-1, self.config.patch_frames])
         return spectrogram, valid, shape, flat, flat_mask, patch_mask
 
-    def _encode(self, waveforms, lengths):
-        """-> (bottleneck float32 [batch, n, latent], patch mask bool [batch, n])."""
+    def state(self) -> dict[str, tuple[list, list]]:
+        """The weights by part: {"standardize" | "encoder" | "decoder": (trainable, non-trainable)},
+        what the shared graphs (`_graphs`) compute with."""
+        return {name: (list(part.trainable_variables), list(part.non_trainable_variables))
+                for name, part in (("standardize", self.standardize), ("encoder", self.encoder),
+                                   ("decoder", self.decoder))}
+
+    def _apply(self, name: str, state, *args, **kwargs):
+        """Part `name` on `args`, with the weights of `state` (None: its own)."""
+        part = getattr(self, name)
+        if state is None:
+            return part(*args, **kwargs)
+        trainable, non_trainable = state[name]
+        return part.stateless_call(list(trainable), list(non_trainable), *args, **kwargs)[0]
+
+    def _encode(self, waveforms, lengths, state=None):
+        """-> (bottleneck float32 [batch, n, latent], patch mask bool [batch, n]); state: the
+        weights to use (`state()` of any model of this config; None: this model's own)."""
         _, _, shape, flat, flat_mask, patch_mask = self._patch_grid(waveforms, lengths)
-        latent = tf.cast(self.encoder(self.standardize(flat, flat_mask), training=False), tf.float32)
+        standardized = self._apply("standardize", state, flat, flat_mask)
+        latent = tf.cast(self._apply("encoder", state, standardized, training=False), tf.float32)
         return tf.reshape(latent, [shape[0], shape[1], self.config.latent]), patch_mask
 
-    def _reconstruct(self, waveforms, lengths):
+    def _reconstruct(self, waveforms, lengths, state=None):
         """-> (log-mel dB [batch, frames, mels], reconstruction dB [batch, frames, mels] averaged
-        over overlapping patches, valid frames int32 [batch])."""
+        over overlapping patches, valid frames int32 [batch]); state: as in `_encode`."""
         spectrogram, valid, shape, flat, flat_mask, _ = self._patch_grid(waveforms, lengths)
-        standardized = self.standardize(flat, flat_mask)
-        decoded = tf.cast(self.decoder(self.encoder(standardized, training=False), training=False), tf.float32)
-        decoded = decoded * self.standardize.std + self.standardize.mean
+        standardized = self._apply("standardize", state, flat, flat_mask)
+        latent = self._apply("encoder", state, standardized, training=False)
+        decoded = tf.cast(self._apply("decoder", state, latent, training=False), tf.float32)
+        mean, std = state["standardize"][1] if state is not None else (self.standardize.mean, self.standardize.std)
+        decoded = decoded * std + mean
         decoded = tf.reshape(decoded, [shape[0], shape[1], self.config.patch_frames, self.config.num_mel_bins])
         # Overlap-add, then divide by how many patches covered each frame.
         summed = tf.signal.overlap_and_add(tf.transpose(decoded, [0, 3, 1, 2]), self.config.hop)
@@ -270,10 +278,12 @@ class Autoencoder:
         # Split by clips so that about _EMBED_BATCH patches go through the encoder at once.
         per_clip = num_patches(1 + waveforms.shape[1] // self.config.hop_length, self.config)
         step = max(1, _EMBED_BATCH // per_clip)
+        encode, _ = _graphs(self.config, self.precision)
+        state = self.state()
         latents, masks = [], []
         for start in range(0, len(waveforms), step):
-            latent, mask = self._encode_graph(
-                tf.constant(waveforms[start : start + step]), tf.constant(lengths[start : start + step])
+            latent, mask = encode(
+                tf.constant(waveforms[start : start + step]), tf.constant(lengths[start : start + step]), state
             )
             latents.append(latent.numpy())
             masks.append(mask.numpy())
@@ -288,8 +298,30 @@ class Autoencoder:
         """float32 [batch, samples], int32 [batch] -> (log-mel dB, reconstruction dB, both
         float32 [batch, frames, mels]; valid frames int32 [batch])."""
         waveforms, lengths = check_batch(waveforms, lengths)
-        out = self._reconstruct_graph(tf.constant(waveforms), tf.constant(lengths))
+        _, reconstruct = _graphs(self.config, self.precision)
+        out = reconstruct(tf.constant(waveforms), tf.constant(lengths), self.state())
         return tuple(t.numpy() for t in out)
+
+
+@functools.lru_cache(maxsize=None)
+def _graphs(config: AutoencoderConfig, precision: str):
+    """(encode, reconstruct): `Autoencoder._encode` / `_reconstruct` as graphs shared by every
+    model of this config and precision, its weights (`Autoencoder.state()`) passed in.
+
+    A graph per model (as before) was traced once per model: a comparison loads one model per
+    split, and from the fifth on TensorFlow printed its retracing warning (and each trace cost
+    a fraction of a second). The weights' shapes depend on the config alone, so one trace serves
+    them all. The template model only lends its layers' structure: its own weights are unused.
+    """
+    template = Autoencoder(config, precision)
+    specs = {name: ([tf.TensorSpec(v.shape, v.dtype) for v in trainable],
+                    [tf.TensorSpec(v.shape, v.dtype) for v in non_trainable])
+             for name, (trainable, non_trainable) in template.state().items()}
+    signature = (tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32), specs)
+    # autograph=False: no Python control flow on tensors here, and AutoGraph's source
+    # transformation costs about 1 s per trace.
+    return (tf.function(template._encode, input_signature=signature, autograph=False),
+            tf.function(template._reconstruct, input_signature=signature, autograph=False))
 
 
 class AutoencoderRepresentation(Representation):
@@ -325,7 +357,9 @@ class AutoencoderRepresentation(Representation):
 def load_representation(path: str | os.PathLike, name: str | None = None) -> AutoencoderRepresentation:
     """A saved autoencoder folder (see `tfaudio.models.autoencoder.config`) as a float32
     representation, whatever precision it was trained at (its weights are float32)."""
-    folder, _, config = read_saved(path)
+    folder, record, config = read_saved(path)
     model = Autoencoder(config)
     model.load_weights(folder / WEIGHTS_FILE)
-    return AutoencoderRepresentation(model, sha256_of(folder / WEIGHTS_FILE), name or f"autoencoder:{path}")
+    representation = AutoencoderRepresentation(model, sha256_of(folder / WEIGHTS_FILE), name or f"autoencoder:{path}")
+    representation.trained_on = trained_on(record)
+    return representation

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
 
+from tfaudio.quiet import tf  # TensorFlow imported without its start-up noise
 from tfaudio.data.batches import iter_batches
 from tfaudio.data.dataset import Dataset, Problem
 from tfaudio.models.autoencoder.config import AutoencoderConfig

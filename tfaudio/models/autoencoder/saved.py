@@ -9,16 +9,18 @@ from tfaudio.models.autoencoder.config import (
     AutoencoderError,
     autoencoder_identity,
     read_saved,
+    trained_on,
 )
 from tfaudio.models.base import LazyRepresentation, ModelUnavailable
 
 
 def saved_representation(path: str):
     """`autoencoder:PATH` for the registry: a representation known by its identity (config
-    and weights file digest), the network built only when vectors must be computed."""
+    and weights file digest), the network built only when vectors must be computed. Its
+    `trained_on` holds the clips the model was trained on, as its record lists them."""
 
     try:
-        folder, _, config = read_saved(path)
+        folder, record, config = read_saved(path)
     except AutoencoderError as err:
         raise ModelUnavailable(str(err)) from None
 
@@ -27,7 +29,7 @@ def saved_representation(path: str):
 
         return load_representation(folder, name=f"autoencoder:{path}")
 
-    return LazyRepresentation(
+    representation = LazyRepresentation(
         f"autoencoder:{path}",
         sample_rate=config.sample_rate,
         frame_hop_seconds=config.patch_hop_seconds,
@@ -37,3 +39,5 @@ def saved_representation(path: str):
         source=str(folder),
         default_pooling=DEFAULT_POOLING,
     )
+    representation.trained_on = trained_on(record)
+    return representation

@@ -8,13 +8,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 
+from tfaudio.quiet import keras  # TensorFlow imported without its start-up noise
 from tfaudio.assets import sha256_of
 from tfaudio.data.dataset import Dataset, Problem
 from tfaudio.data.splits import balanced_holdout
-from tfaudio.models.autoencoder.config import CONFIG_FILE, WEIGHTS_FILE, AutoencoderConfig, AutoencoderError
+from tfaudio.models.autoencoder.config import (
+    CONFIG_FILE,
+    TRAINED_ON,
+    WEIGHTS_FILE,
+    AutoencoderConfig,
+    AutoencoderError,
+    content_digests,
+)
 from tfaudio.models.autoencoder.model import Autoencoder, AutoencoderRepresentation
 from tfaudio.models.autoencoder.patches import PatchSet, band_statistics, extract_patches
 from tfaudio.runtime import check_precision
@@ -60,7 +67,9 @@ class AutoencoderTrainResult:
 
     history: per epoch, "masked_mse" and "val_masked_mse" (standardized units) and "loss";
     train_clips / val_clips: int64 dataset indices used to fit / to stop early;
-    best_epoch: 1-based epoch whose weights were kept; skipped: clips that could not be decoded.
+    best_epoch: 1-based epoch whose weights were kept; skipped: clips that could not be decoded;
+    trained_on: content sha256 of the training and validation clips (sorted), the clips that
+    shaped the weights (validation chose the epoch kept).
     """
 
     model: Autoencoder
@@ -70,6 +79,7 @@ class AutoencoderTrainResult:
     best_epoch: int
     skipped: tuple[Problem, ...]
     patches: PatchSet
+    trained_on: tuple[str, ...] = ()
 
     @property
     def val_drop(self) -> float:
@@ -78,7 +88,9 @@ class AutoencoderTrainResult:
         return 1.0 - val[self.best_epoch - 1] / val[0]
 
     def representation(self, name: str = "autoencoder") -> AutoencoderRepresentation:
-        return AutoencoderRepresentation(self.model, self.model.weights_digest(), name)
+        representation = AutoencoderRepresentation(self.model, self.model.weights_digest(), name)
+        representation.trained_on = frozenset(self.trained_on)
+        return representation
 
 
 class _EpochProgress(keras.callbacks.Callback):
@@ -120,6 +132,20 @@ def train(
     indices = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
     skipped: list[Problem] = []
     patch_set = extract_patches(dataset, indices, config, progress, None if strict else skipped)
+    train_clips, val_clips = _holdout(dataset, patch_set, config)
+    train_set = patch_set.subset(train_clips)
+    model = Autoencoder(config, config.precision)
+    model.set_statistics(*band_statistics(train_set))
+    history = _fit(model, train_set, patch_set.subset(val_clips), config, _callbacks(config, logdir, on_epoch))
+    best_epoch = int(np.argmin(history["val_masked_mse"])) + 1
+    digests = content_digests([dataset.clips[i].path for i in np.unique(patch_set.clip)])
+    return AutoencoderTrainResult(model, history, train_clips, val_clips, best_epoch, tuple(skipped), patch_set,
+                                  tuple(sorted({d for d in digests if d is not None})))
+
+
+def _holdout(dataset: Dataset, patch_set: PatchSet, config: AutoencoderConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) dataset indices among the decoded clips; AutoencoderError when
+    they cannot give a validation clip and one batch of training patches."""
     decoded = np.unique(patch_set.clip)
     if len(decoded) < 2:
         raise AutoencoderError(
@@ -127,19 +153,19 @@ def train(
         )
     # Every class in validation when it can be, whatever its size (no scikit-learn minimum counts).
     train_clips, val_clips = balanced_holdout(dataset, decoded, config.val_fraction, config.seed)
-    train_set, val_set = patch_set.subset(train_clips), patch_set.subset(val_clips)
-    if len(train_set.patches) < config.batch_size:
+    patches = int(np.isin(patch_set.clip, train_clips).sum())
+    if patches < config.batch_size:
         raise AutoencoderError(
-            f"{len(train_clips)} training clips give {len(train_set.patches)} patches of {config.patch_frames} "
+            f"{len(train_clips)} training clips give {patches} patches of {config.patch_frames} "
             f"frames ({config.patch_seconds:.2f} s), fewer than one batch of {config.batch_size}: add clips, "
             f"or lower --batch-size or --patch-frames"
         )
+    return train_clips, val_clips
 
-    model = Autoencoder(config, config.precision)
-    model.set_statistics(*band_statistics(train_set))
-    model.training_model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate), loss=masked_squared_error, metrics=[MaskedMSE()]
-    )
+
+def _callbacks(config: AutoencoderConfig, logdir, on_epoch) -> list:
+    """Early stopping on the validation error (best weights restored), TensorBoard logs when
+    `logdir` is given, and `on_epoch` after each epoch when given."""
     callbacks = [
         keras.callbacks.EarlyStopping(
             monitor="val_masked_mse", patience=config.patience, restore_best_weights=True, mode="min"
@@ -149,6 +175,15 @@ def train(
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logdir), write_graph=False))
     if on_epoch is not None:
         callbacks.append(_EpochProgress(on_epoch))
+    return callbacks
+
+
+def _fit(model: Autoencoder, train_set: PatchSet, val_set: PatchSet, config: AutoencoderConfig,
+         callbacks: list) -> dict[str, list[float]]:
+    """Adam on the masked reconstruction error; returns the history (per epoch, as floats)."""
+    model.training_model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate), loss=masked_squared_error, metrics=[MaskedMSE()]
+    )
 
     def inputs(part: PatchSet):
         return [part.patches, part.frame_mask], part.frame_mask.astype(np.float32)
@@ -163,9 +198,7 @@ def train(
         callbacks=callbacks,
         verbose=0,
     )
-    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
-    best_epoch = int(np.argmin(history["val_masked_mse"])) + 1
-    return AutoencoderTrainResult(model, history, train_clips, val_clips, best_epoch, tuple(skipped), patch_set)
+    return {key: [float(v) for v in values] for key, values in fit.history.items()}
 
 
 def fit_autoencoder(
@@ -200,6 +233,7 @@ def save(result: AutoencoderTrainResult, out: str | os.PathLike, facts: dict | N
         "val_clips": int(len(result.val_clips)),
         "train_patches": int(np.isin(result.patches.clip, result.train_clips).sum()),
         **(facts or {}),
+        TRAINED_ON: list(result.trained_on),
     }
     (folder / CONFIG_FILE).write_text(json.dumps(record, indent=2))
     return folder

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from tfaudio.frontend.params import DescriptorParams, MelParams, MFCCParams, STFTParams
+
+if TYPE_CHECKING:
+    from tfaudio.data.windows import WindowGeometry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +56,15 @@ class HandcraftedParams:
     @property
     def descriptors(self) -> DescriptorParams:
         return DescriptorParams(stft=self.stft)
+
+    @property
+    def window_geometry(self) -> WindowGeometry:
+        """Centred frames every hop, deltas over `delta_width` frames: windows read that context
+        on each side. Its decibels are clipped `top_db` below the clip's loudest frame, so a clip
+        cut in windows first gets that frame's power as its clip state (`clip_state`)."""
+        from tfaudio.data.windows import WindowGeometry  # here: reading the settings needs no audio decoder
+
+        return WindowGeometry.centred(self.hop_length, self.fft_length, self.delta_width // 2, clip_state=True)
 
 
 #: Bump when a hand-crafted formula changes, so vectors cached under the old ones are not reused.

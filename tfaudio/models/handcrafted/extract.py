@@ -18,7 +18,7 @@ import pandas as pd
 from tfaudio.data.audio import AudioError
 from tfaudio.data.batches import iter_window_batches
 from tfaudio.data.dataset import Dataset, Problem
-from tfaudio.data.windows import WindowGeometry, kept_frames, plan_windows
+from tfaudio.data.windows import WINDOW_SECONDS, kept_frames, plan_windows
 from tfaudio.frontend.window_pooling import FramePool
 from tfaudio.models.handcrafted.config import HandcraftedParams, feature_names
 from tfaudio.models.handcrafted.model import HandcraftedRepresentation
@@ -40,7 +40,7 @@ class ExtractConfig:
     strict: bool = False
     workers: int = 4
     batch_seconds: float = 240.0
-    window_seconds: float = 60.0
+    window_seconds: float = WINDOW_SECONDS
 
 
 @dataclass(frozen=True)
@@ -80,18 +80,20 @@ def extract(
     (mean and standard deviation) over each clip's own frames, so padding never enters them.
     """
     model = HandcraftedRepresentation(params)
-    geometry = WindowGeometry.centred(params.hop_length, params.fft_length, params.delta_width // 2, reference=True)
     skipped: list[Problem] = []
     pools: dict[int, list] = {}  # position -> [FramePool, windows still to come]
     failed: set[int] = set()
     vectors: dict[int, np.ndarray] = {}
 
     def plan(position: int):
-        return plan_windows(dataset.clips[position].path, geometry, sample_rate=params.sample_rate,
+        return plan_windows(dataset.clips[position].path, model.window_geometry, sample_rate=params.sample_rate,
                             window_seconds=config.window_seconds, position=position, duration=config.max_duration)
 
     def prepare(windows):
-        return model.with_reference(windows) if len(windows) > 1 else windows
+        if len(windows) == 1:
+            return windows
+        state = model.clip_state(windows)  # the loudest frame of the whole clip
+        return [window.with_clip_state(state) for window in windows]
 
     def on_error(err: AudioError, position: int) -> None:
         failed.add(position)
@@ -106,8 +108,7 @@ def extract(
         workers=config.workers,
     )
     for batch in batches:
-        references = [np.nan if w.reference is None else w.reference for w in batch.windows]
-        out = model.frames(batch.waveforms, batch.lengths, None if np.isnan(references).all() else references)
+        out = model.window_frames(batch.waveforms, batch.lengths, [w.clip_state for w in batch.windows])
         for row, window in enumerate(batch.windows):
             if window.position in failed:
                 continue

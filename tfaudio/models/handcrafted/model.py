@@ -9,11 +9,11 @@ gives the same vector as the clip alone.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
-import keras
 import numpy as np
-import tensorflow as tf
 
+from tfaudio.quiet import keras, tf  # TensorFlow imported without its start-up noise
 from tfaudio.data.windows import Window, iter_clip_windows, kept_frames
 from tfaudio.frontend import layers as frontend_layers
 from tfaudio.frontend import ops as frontend
@@ -132,6 +132,7 @@ class HandcraftedRepresentation(Representation):
         self.frame_hop_seconds = params.hop_length / params.sample_rate
         self.frame_names = frame_feature_names(params)
         self.dim = len(self.frame_names)
+        self.window_geometry = params.window_geometry
         layer = HandcraftedFeatures(params)
         batch = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
         # AutoGraph off: the features use no Python control flow on tensors, and rewriting their
@@ -142,28 +143,33 @@ class HandcraftedRepresentation(Representation):
         )
         self._peaks = tf.function(layer.mel_peaks, input_signature=batch, autograph=False)
 
-    def frames(self, waveforms: np.ndarray, lengths: np.ndarray, peaks: np.ndarray | None = None) -> FrameEmbeddings:
-        """peaks: float32 [batch] whole-clip references for windows of long clips (`mel_peaks`)."""
+    def frames(self, waveforms: np.ndarray, lengths: np.ndarray) -> FrameEmbeddings:
         waveforms, lengths = check_batch(waveforms, lengths)  # a ValueError naming what is wrong
-        inputs = (tf.constant(waveforms, tf.float32), tf.constant(lengths, tf.int32))
-        if peaks is None:
-            per_frame, mask = self._graph(*inputs)
-        else:
-            per_frame, mask = self._graph_with_peak(*inputs, tf.constant(peaks, tf.float32))
+        per_frame, mask = self._graph(tf.constant(waveforms, tf.float32), tf.constant(lengths, tf.int32))
         return FrameEmbeddings(per_frame.numpy(), mask.numpy())
 
-    def with_reference(self, windows: list[Window]) -> list[Window]:
-        """The windows of one long clip, each given the clip's loudest frame as `reference`.
+    def window_frames(self, waveforms: np.ndarray, lengths: np.ndarray,
+                      states: Sequence[float | None]) -> FrameEmbeddings:
+        """states: per row the whole clip's loudest frame power (`clip_state`), None for a whole
+        clip, whose top_db counts from its own loudest frame as in `frames`."""
+        if all(state is None for state in states):
+            return self.frames(waveforms, lengths)  # the graph without peaks: `frames`'s bits exactly
+        waveforms, lengths = check_batch(waveforms, lengths)
+        peaks = np.array([np.nan if state is None else state for state in states], np.float32)
+        per_frame, mask = self._graph_with_peak(tf.constant(waveforms, tf.float32), tf.constant(lengths, tf.int32),
+                                                tf.constant(peaks, tf.float32))
+        return FrameEmbeddings(per_frame.numpy(), mask.numpy())
 
-        Decodes the clip once more, window by window (the memory of one window): top_db must
-        count from the whole clip's peak for the windows' frames to equal the clip's.
-        """
+    def clip_state(self, windows: Sequence[Window]) -> float:
+        """The mel power of the clip's loudest frame, which top_db must count from for the
+        windows' frames to equal the clip's. Decodes the clip once more, window by window (the
+        memory of one window)."""
         peak = 0.0
         for window, samples in iter_clip_windows(windows):
             frame_peaks = self.mel_peaks(samples[np.newaxis], np.array([len(samples)], np.int32))[0]
             kept = kept_frames(window, frame_peaks[: 1 + len(samples) // self.params.hop_length])
             peak = max(peak, float(kept.max())) if len(kept) else peak
-        return [window.with_reference(peak) for window in windows]
+        return peak
 
     def mel_peaks(self, waveforms: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """float32 [batch, samples], int32 [batch] -> float32 [batch, frames], each frame's largest

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tfaudio.frontend.params import SecondsFraming
+
+if TYPE_CHECKING:
+    from tfaudio.data.windows import WindowGeometry
 
 #: Values per frame vector: the width of the network's embedding layer, fixed by the released weights.
 EMBEDDING_SIZE = 128
@@ -62,3 +66,11 @@ class VggishParams(SecondsFraming):
     def example_hop_samples(self) -> int:
         """15360 (0.96 s): waveform samples between example starts."""
         return self.example_hop_frames * self.stft_hop_samples
+
+    @property
+    def window_geometry(self) -> WindowGeometry:
+        """Examples of 0.975 s every 0.96 s from the clip's first sample: window cores start on
+        the 0.96 s grid and read 0.015 s past their end."""
+        from tfaudio.data.windows import WindowGeometry  # here: reading the settings needs no audio decoder
+
+        return WindowGeometry.patches(self.example_hop_samples, self.example_samples)

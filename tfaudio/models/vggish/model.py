@@ -36,10 +36,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
 
-import keras
 import numpy as np
-import tensorflow as tf
 
+from tfaudio.quiet import keras, tf  # TensorFlow imported without its start-up noise
 from tfaudio.assets import VGGISH_CKPT, VGGISH_PCA, WeightsError, files_sha256
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
 from tfaudio.models.grouping import leading_mask, over_masked, waveform_graph
@@ -318,6 +317,7 @@ class Vggish(Representation):
         self.params = params
         self.sample_rate = params.sample_rate
         self.frame_hop_seconds = params.example_hop_seconds
+        self.window_geometry = params.window_geometry
         self.postprocess = postprocess
         self.network = build_network(params)
         self._weights_digest = "random"

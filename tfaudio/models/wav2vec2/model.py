@@ -60,9 +60,10 @@ import json
 import os
 
 import numpy as np
-import tensorflow as tf
 
+from tfaudio.quiet import tf  # TensorFlow imported without its start-up noise
 from tfaudio.assets import files_sha256
+from tfaudio.data.windows import WindowGeometry
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
 from tfaudio.models.wav2vec2.config import (
     NORMALIZE_EPSILON,
@@ -136,6 +137,11 @@ class HFAudioEncoder(Representation):
                 f"window_seconds={params.window_seconds} is shorter than one frame's receptive field "
                 f"({self.receptive_field} samples)"
             )
+        # The network already runs a long clip as windows of window_samples from its start, each on
+        # its own: the pipeline's windows are whole multiples of them, without context.
+        self.window_geometry = (
+            None if self.window_samples is None else WindowGeometry(step=self.window_samples, span=self.receptive_field)
+        )
         states = config.num_hidden_layers + 1
         if isinstance(params.layer, int) and not -states <= params.layer < states:
             raise ValueError(f"layer={params.layer} outside the {states} hidden states (-{states}..{states - 1})")

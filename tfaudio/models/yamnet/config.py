@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tfaudio.frontend.params import SecondsFraming
+
+if TYPE_CHECKING:
+    from tfaudio.data.windows import WindowGeometry
 
 #: Values per frame vector: the channels of the network's last block, fixed by the released weights.
 EMBEDDING_SIZE = 1024
@@ -72,6 +76,14 @@ class YamnetParams(SecondsFraming):
     def patch_hop_samples(self) -> int:
         """7680 (0.48 s): waveform samples between patch starts."""
         return self.patch_hop_frames * self.stft_hop_samples
+
+    @property
+    def window_geometry(self) -> WindowGeometry:
+        """Patches of 0.975 s every 0.48 s from the clip's first sample: window cores start on
+        the 0.48 s grid and read 0.495 s past their end, so each kept patch sees exactly its samples."""
+        from tfaudio.data.windows import WindowGeometry  # here: reading the settings needs no audio decoder
+
+        return WindowGeometry.patches(self.patch_hop_samples, self.patch_samples)
 
 
 #: Bump when the front end or inference changes, so vectors cached under the old code are not reused.

@@ -34,10 +34,9 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-import keras
 import numpy as np
-import tensorflow as tf
 
+from tfaudio.quiet import keras, tf  # TensorFlow imported without its start-up noise
 from tfaudio.assets import YAMNET_CLASS_MAP, YAMNET_H5, WeightsError, sha256_of
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
 from tfaudio.models.grouping import leading_mask, over_masked, waveform_graph
@@ -423,6 +422,7 @@ class YamnetRepresentation(Representation):
 
     def __init__(self, weights_path: str | os.PathLike | None = None, params: YamnetParams = YamnetParams()):
         self.model = Yamnet(params, weights_path)
+        self.window_geometry = params.window_geometry
         self._digest = "random" if weights_path is None else sha256_of(weights_path)
 
     def frames(self, waveforms: np.ndarray, lengths: np.ndarray) -> FrameEmbeddings:

@@ -1,8 +1,8 @@
 """`tfaudio tag`: YAMNet's class scores of files of any length, window by window.
 
-A file is read in windows (`pipeline.units`), each window's patches scored and handed on before
-the next is decoded, so an hour-long file costs the memory of one window; the patches are those
-of the whole file.
+A file is read in windows of YAMNet's geometry (`tfaudio.data.windows`), each window's patches
+scored and handed on before the next is decoded, so an hour-long file costs the memory of one
+window; the patches are those of the whole file.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfaudio.data.windows import iter_clip_windows, kept_frames
-from tfaudio.pipeline.units import WINDOW_SECONDS, plan_clip
+from tfaudio.data.windows import WINDOW_SECONDS, iter_clip_windows, kept_frames, plan_windows
 from tfaudio.runtime import precision_scope
 
 
@@ -36,7 +35,8 @@ def score_file(path: str | os.PathLike, yamnet, window_seconds: float = WINDOW_S
     yamnet: a loaded `YamnetRepresentation` (`registry.get("yamnet").loaded()`); precision: the
     network's (`tfaudio.runtime.precision_scope`).
     """
-    windows = plan_clip(str(path), yamnet, window_seconds=window_seconds)
+    windows = plan_windows(str(path), yamnet.window_geometry, sample_rate=yamnet.sample_rate,
+                           window_seconds=window_seconds)
     last = windows[-1]
     seconds = (last.read_start + last.length) / yamnet.sample_rate
 
