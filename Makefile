@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 # the optional Beam extra, so CI runs the Beam pipeline's tests; `make demo` needs neither.
 TEST_STAMP := $(VENV)/.installed-test
 DEMO_OUT := reports/demo
+# setuptools warns on every editable install that a folder named like the package could shadow it
+# (a UserWarning from the build backend); that is how an editable install works, not news.
+PIP_INSTALL := PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet
 
 .PHONY: demo test clean browser
 
@@ -15,11 +18,11 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "tfaudio needs Python >= 3.10; set PYTHON=python3.x")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(PIP_INSTALL) -e .
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,beam]'
+	$(PIP_INSTALL) -e '.[dev,beam]'
 	touch $(TEST_STAMP)
 
 # The comparison on ESC-10: TFAUDIO_DATA when set, else fetched into the cache, else (offline)
