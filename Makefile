@@ -40,8 +40,9 @@ browser:
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; } || \
 	  echo "could not install chromium; the browser checks will be skipped"
 
+# Two worker processes, each taking whole test files (module fixtures are built once).
 test: $(TEST_STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) reports/demo .pytest_cache

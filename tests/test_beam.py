@@ -9,6 +9,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -153,7 +154,7 @@ def test_graph_builds_for_cluster_runners(runner, args, archive, weights, tmp_pa
     build_pipeline(pipeline, run)
     proto = pipeline.to_runner_api()
     names = {t.unique_name for t in proto.components.transforms.values()}
-    assert {"Plan", "Embed", "Pool", "WriteShards", "Finalize"} <= names
+    assert {"Plan", "Embed", "Pool", "Shards", "Finalize"} <= names
     assert len(clips) == 43 and not (tmp_path / "out").exists()  # building wrote nothing
 
 
@@ -173,6 +174,7 @@ def test_beam_is_imported_only_by_a_beam_run():
 def test_listing_on_beam_filesystems_gives_the_local_rows(archive):
     """The listing used for gs:// and other Beam filesystems, run here through Beam's local
     filesystem: the manifest's rows and the class folders' clips are the local dataset's."""
+    from tfaudio.data.dataset import _from_tree
     from tfaudio.pipeline import sources
 
     local, _ = sources.list_clips(archive)
@@ -180,10 +182,13 @@ def test_listing_on_beam_filesystems_gives_the_local_rows(archive):
     assert [(c.file, c.label, c.fold, c.group) for c in by_manifest] == [(c.file, c.label, c.fold, c.group) for c in local]
     assert [Path(c.path) for c in by_manifest] == [Path(c.path) for c in local]
 
+    # The folder read as a tree (its manifest aside): the clips of the local tree rule, in its
+    # order; unlabelled, since three clips sit beside the class folders.
     by_folders, ignored = sources._remote_folders(str(archive))
-    in_folders = sorted((c.file, c.label) for c in local if "/" in c.file)
-    assert sorted((c.file, c.label) for c in by_folders) == in_folders and len(in_folders) == 40
-    assert sorted(Path(p.path).name for p in ignored) == ["corrupt.wav", "long.wav", "long_resampled.wav"]
+    tree = _from_tree(archive.resolve())
+    assert [(c.file, c.label) for c in by_folders] == [(tree.relative(c), c.label) for c in tree.clips]
+    assert len(by_folders) == 43 and {c.label for c in by_folders} == {None}
+    assert [Path(p.path).name for p in ignored] == ["meta.csv"]
 
 
 def test_the_entry_point_runs_beam_in_any_format_and_resumes_from_it(archive, tmp_path):
@@ -215,3 +220,76 @@ def test_the_entry_point_runs_beam_in_any_format_and_resumes_from_it(archive, tm
     assert (again.clips, again.cached, again.computed) == (42, 42, 0)
     for file, vector in read_output(Path(again.output)).items():
         np.testing.assert_array_equal(vector, on_beam[file], err_msg=file)
+
+
+def _shard_settings(folder: Path, flush_seconds: float = 30.0):
+    """What the steps that write rows read of a run (`beam._Run`'s fields)."""
+    from types import SimpleNamespace
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return SimpleNamespace(work=str(folder), pooling="mean", frame_hop_seconds=0.48, file_format="parquet",
+                           flush_seconds=flush_seconds)
+
+
+def _key(position: int, digest: str = "d0") -> tuple:
+    return (position, f"/data/c{position}.wav", f"c{position}.wav", "dog", None, None, digest)
+
+
+def test_shards_are_flushed_by_size_and_by_time(tmp_path):
+    """A worker's rows wait at most `flush_seconds` (or until `shard_bytes` of vectors) before
+    their shard is written: what a killed run keeps."""
+    from tfaudio.pipeline.beam_io import RowShards, read_shard
+
+    shards = RowShards(str(tmp_path), "mean", 0.48, "parquet", flush_seconds=0.2, shard_bytes=3 * 4 * 8)
+    vector = np.arange(8, dtype=np.float32)
+    assert shards.add(_key(0, "a"), vector) == [] and shards.due() == []
+    time.sleep(0.25)
+    assert shards.due() != []  # by time: one row, 0.25 s old
+    (by_time,) = list(tmp_path.glob("part-*"))
+    assert read_shard(str(by_time)).num_rows == 1
+    written = [d for i in range(1, 4) for d in shards.add(_key(i, f"d{i}"), vector)]  # by size: 3 vectors
+    assert [d["rows"] for d in written] == [3] and [p for _, p in written[0]["ids"]] == ["d1", "d2", "d3"]
+    assert shards.flush() == [] and len(list(tmp_path.glob("part-*"))) == 2
+
+
+def test_a_clip_whose_windows_did_not_all_arrive_is_a_dead_letter(tmp_path):
+    """PoolClips once dropped such a clip without a word (a resumed run then published 480 of
+    500 clips and no dead letter): now every clip of that audio is a dead letter saying why."""
+    from tfaudio.pipeline.beam_fns import DEAD, SHARDS, PoolClips
+
+    pool = PoolClips(_shard_settings(tmp_path))
+    pool.start_bundle()
+    frames = np.ones((2, 4), np.float32)
+    keys = (_key(3), _key(9))  # a clip and its copy under another name
+    parts = [((0, 0), 0, 3, frames, keys), ((2, 5), 2, 3, frames, ())]  # window 1 of 3 never came
+    out = list(pool.process(("d0", parts)))
+    assert [(o.tag, o.value["path"], o.value["reason"]) for o in out] == [
+        (DEAD, "/data/c3.wav", "only 2 of its 3 windows were embedded"),
+        (DEAD, "/data/c9.wav", "only 2 of its 3 windows were embedded"),
+    ]
+    whole = [*parts, ((1, 7), 1, 3, frames, ())]
+    assert list(pool.process(("d0", whole))) == []  # pooled, buffered for a shard
+    (written,) = pool.finish_bundle()  # the shard, as a windowed value of the SHARDS output
+    assert written.tag == SHARDS and written.value.value["rows"] == 2
+    assert list(written.value.value["ids"]) == [(3, "d0"), (9, "d0")]
+
+
+def test_finalizing_fails_and_names_the_clips_neither_rows_nor_dead_letters(tmp_path):
+    """Every listed clip must be a row or a dead letter; else nothing is published, the work
+    folder stays for a resume, and the error names the first clips missing and their count."""
+    from tfaudio.pipeline import beam_io
+    from tfaudio.pipeline.beam_finish import UnaccountedClips, check_accounted, finalize
+
+    run = _shard_settings(tmp_path / ".m.work-1")
+    run.final = str(tmp_path / "m")
+    listed = [[i, f"/data/c{i}.wav", f"c{i}.wav", "dog", None, None] for i in range(12)]
+    beam_io.write_bytes(beam_io.join(run.work, beam_io.CLIPS), "".join(json.dumps(x) + "\n" for x in listed).encode())
+    shards = [{"name": "part-a-00000.parquet", "rows": 5, "ids": [(i, f"d{i}") for i in range(5)]}]
+    dead = [{"path": "/data/c5.wav", "reason": "corrupt", "audio_sha256": "d5"}]
+    finalize(None, shards, dead, run)
+    assert not Path(run.final).exists() and Path(run.work, beam_io.CLIPS).exists()
+    with pytest.raises(UnaccountedClips) as error:
+        check_accounted(run.work)
+    assert str(error.value).startswith(
+        "the Beam run accounted for 6 of 12 clips: 6 are neither a row nor a dead letter (/data/c6.wav, "
+        "/data/c7.wav, /data/c8.wav, /data/c9.wav, /data/c10.wav, and 1 more); nothing was published")

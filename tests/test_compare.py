@@ -60,8 +60,16 @@ def test_compare_on_generated_data_writes_a_consistent_report(synth_data, tmp_pa
     run = result.run("bands", "logreg")
     pooled = np.mean(predictions["bands/logreg"] == predictions["label"])
     assert pooled == pytest.approx(run.metrics.accuracy)
+    for scored in metrics["runs"]:  # top-label calibration of the out-of-fold probabilities, every clip binned
+        calibration = scored["calibration"]
+        assert calibration["kind"] == "top-label" and calibration["binning"] == "10 equal-width bins"
+        assert calibration["ece_ci95"][0] <= calibration["ece_ci95"][1] and 0 <= calibration["ece"] <= 1
+        assert sum(b["clips"] for b in calibration["reliability"]) == 80
+        assert calibration["accuracy"] == pytest.approx(scored["accuracy"])
+    assert any(p.startswith("Calibration (top-label expected calibration error") for p in metrics["discussion"])
     markdown = (out / "report.md").read_text()
     assert "## Ranking" in markdown and "vggish" in markdown
+    assert "## Calibration (top-label, equal-width bins, out-of-fold)" in markdown and "| ECE (95 % CI) |" in markdown
     assert "| McNemar p vs handcrafted with the same classifier |" in markdown  # which baseline, said
 
 
@@ -162,7 +170,7 @@ def test_report_page_loads_offline_with_its_figures(synth_data, tmp_path):
         assert driver.title == f"tfaudio comparison: {synth_data.name}"
         figures = driver.execute_script("return document.querySelectorAll('.plotly-graph-div .main-svg').length > 0 "
                                         "? document.querySelectorAll('div.plotly-graph-div').length : -1")
-        assert figures == 4  # ranking, confusion matrices, per-class F1, PCA thumbnails
+        assert figures == 5  # ranking, confusion matrices, per-class F1, reliability diagrams, PCA thumbnails
         assert console_errors(driver) == []
     assert (tmp_path / "report.png").stat().st_size > 20_000
 

@@ -100,7 +100,7 @@ def test_cli_prints_a_corrupt_file_as_one_line(tmp_path):
     corrupt = tmp_path / "broken.wav"
     corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     result = CliRunner().invoke(main, ["info", str(corrupt)])
-    _one_line_error(result, f"{corrupt}: expected a folder of class sub-folders or a .csv manifest")
+    _one_line_error(result, f"{corrupt}: corrupt or header-only .wav file: Error in WAV file. No 'data' chunk marker.")
 
 
 class _Problem(TfaudioError, ValueError):

@@ -144,17 +144,24 @@ def test_fetch_refuses_a_tar_whose_members_leave_out(tmp_path):
     assert not list(out.rglob("*.wav")) and not (out / "meta.csv").exists()  # nothing extracted at all
 
 
-def test_fetch_checks_an_archive_placed_by_hand_although_it_has_no_digest(tmp_path):
+def test_fetch_checks_an_archive_placed_by_hand(tmp_path):
     victim = tmp_path / "victim.wav"
     victim.write_bytes(b"the user's own file")
     models = tmp_path / "models"
     (models / "datasets").mkdir(parents=True)
-    esc_zip(models / "datasets" / "ESC-50-master.zip", ["1-100-A-0.wav", "../../victim.wav"])
+    placed = esc_zip(models / "datasets" / "ESC-50-master.zip", ["1-100-A-0.wav", "../../victim.wav"])
 
     err, _ = refused_fetch(tmp_path, "esc10", env={"TFAUDIO_MODELS": str(models)})
 
-    assert "placed by hand, so used without a digest check" in err  # said, not silently trusted
-    assert "names '../../victim.wav'" in err
+    # Not the known ESC-50 archive: refused by its digest, with the command that uses it anyway
+    assert f"sha256 {sha256(placed)}, but esc10's archive has sha256" in err and "not used" in err
+    advice = f"--url {placed.resolve().as_uri()} --sha256 {sha256(placed)}"
+    assert advice in err
+    # ... and taking the advice, its entries are still checked
+    code, _, err = cli("datasets", "fetch", "esc10", *advice.split(), "--out", tmp_path / "out", home=tmp_path / "home",
+                       env={"TFAUDIO_MODELS": str(models)})
+    assert code == 1 and "verified against the digest given with --sha256 (placed by hand)" in err
+    assert "names '../../victim.wav'" in err and victim.read_bytes() == b"the user's own file"
 
 
 # --- datasets: what is left out or doubtful is listed, never dropped silently ----------------

@@ -478,7 +478,8 @@ def bad_inputs(tmp_path: Path, data: Path) -> dict[str, tuple[list, int, str]]:
     return {
         "info: missing path": (["info", missing], 1, "missing: no such file or folder"),
         "info: empty folder": (["info", empty], 1, "empty: no audio files found"),
-        "info: manifest without labels": (["info", tmp_path / "no_label.csv"], 1, "lacks column(s) ['label']"),
+        "train: manifest without labels": (["train", tmp_path / "no_label.csv", "--logdir", tmp_path / "runs"], 1,
+                                           "lacks column(s) ['label']"),
         "features: bad suffix": (["features", data, "--out", tmp_path / "t.txt"], 2, "must end in .parquet or .csv"),
         "features --strict: corrupt file": (["features", corrupt, "--strict", "--out", tmp_path / "t.csv"], 1,
                                             "dog_0.wav: corrupt or unsupported .wav file"),

@@ -41,6 +41,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("models", frozenset({f"{ROOT}.models"})),
     ("store", frozenset({f"{ROOT}.store"})),
     ("pipeline", frozenset({f"{ROOT}.pipeline"})),
+    ("search", frozenset({f"{ROOT}.search"})),
+    ("labels", frozenset({f"{ROOT}.labels"})),
     ("uses", frozenset({f"{ROOT}.comparison", f"{ROOT}.training", f"{ROOT}.viz"})),
     ("cli", frozenset({f"{ROOT}.cli"})),
 )

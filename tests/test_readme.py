@@ -488,3 +488,62 @@ def test_walkthrough_command(walkthrough_runs, index):
     outcome.finished.check()
     assert not outcome.absent, (f"{COMMANDS[index].line}\nthe README says it writes {outcome.absent}, which do not "
                                 f"exist\n{outcome.finished.describe()}")
+
+
+# ------------------------------------------------------------- the archive examples of docs/archives.md
+
+ARCHIVES = DOCS / "archives.md"
+
+
+def archive_examples() -> list[str]:
+    """The command lines of docs/archives.md's bash blocks that embed the local `archive/` on
+    the local runner, in order, comments cut off. Its Beam lines are left out: those for
+    clusters and remote filesystems need them, and `--runner direct --num-workers 4` with YAMNet
+    costs about a minute here (four workers, each building the model); tests/test_beam.py runs
+    that runner through the same entry point, and tests/test_unlabelled.py checks that Beam
+    lists the local runner's clips."""
+    found = []
+    for block in re.findall(r"```bash\n(.*?)```", ARCHIVES.read_text(), flags=re.S):
+        for line in logical_lines(block.splitlines()):
+            line = re.sub(r"\s+#.*$", "", line)
+            if ("tfaudio embed archive/" in line or "tfaudio embed - " in line) and "--runner" not in line:
+                found.append(line)
+    return found
+
+
+def test_the_archive_examples_run_as_written_on_a_flat_folder(tmp_path):
+    """docs/archives.md's examples, run by bash as written, on an archive as it comes: a flat
+    folder of recordings (one longer than a window, one at 22.05 kHz), no class folders, no
+    manifest. Each exits 0 without a traceback and writes unlabelled rows."""
+    examples = archive_examples()
+    assert len(examples) >= 3 and any("--frames" in e for e in examples) and any("| tfaudio" in e for e in examples)
+    weights = shared_weights()
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    rng = np.random.default_rng(2)
+    sf.write(archive / "site-a_0600.flac", tone(220, 70.0, rng).astype(np.float32), SR)  # two windows
+    sf.write(archive / "site-a_0700.flac", tone(330, 3.0, rng).astype(np.float32), SR)
+    sf.write(archive / "site-b_0600.wav", (0.1 * rng.standard_normal(2 * 22050)).astype(np.float32), 22050)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "TFAUDIO_HOME": str(tmp_path / "home"),
+           "TFAUDIO_OFFLINE": "1", "TFAUDIO_MODELS": str(weights)}
+    for line in examples:
+        run_process(["bash", "-c", line], env=env, cwd=tmp_path, timeout=COMMAND_TIMEOUT).check()
+    import pandas as pd
+
+    from tfaudio.store import read_embeddings
+
+    clips = pd.read_parquet(tmp_path / "embeddings" / "yamnet.parquet")
+    assert sorted(clips["file"]) == ["site-a_0600.flac", "site-a_0700.flac", "site-b_0600.wav"]
+    assert clips["label"].isna().all() and clips.filter(regex=r"^e\d{4}$").shape[1] == 1024
+    frames = read_embeddings(tmp_path / "embeddings", "yamnet", frames=True)
+    assert frames["label"].isna().all() and frames["start"].max() > 60
+    assert sorted(pd.read_parquet(tmp_path / "flac" / "yamnet.parquet")["file"]) == ["archive/site-a_0600.flac",
+                                                                                      "archive/site-a_0700.flac"]
+
+
+def shared_weights() -> Path:
+    """../shared/models, holding YAMNet's weights (skips where it is absent)."""
+    path = SHARED / "models" / "yamnet" / "yamnet.h5"
+    if not path.exists():
+        pytest.skip(f"needs {path} (the real weights beside the checkout); absent here")
+    return path.parents[1]

@@ -10,6 +10,9 @@ _LAZY = {
     "write_report": ("tfaudio.comparison.report", "write_report"),
     "visualize": ("tfaudio.viz", "visualize"),
     "export_projector": ("tfaudio.viz", "export_projector"),
+    # The subpackage itself, which is callable (see tfaudio/search/__init__.py).
+    "search": ("tfaudio.search", None),
+    "labels": ("tfaudio.labels", None),
 }
 
 
@@ -18,5 +21,6 @@ def __getattr__(name):
         import importlib
 
         module, attribute = _LAZY[name]
-        return getattr(importlib.import_module(module), attribute)
+        module = importlib.import_module(module)
+        return module if attribute is None else getattr(module, attribute)
     raise AttributeError(f"module 'tfaudio' has no attribute {name!r}")

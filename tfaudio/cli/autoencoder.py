@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import echo_precision_warning, friendly_errors, precision_option, progress
+from tfaudio.cli.common import (COUNT, COUNT_OR_ZERO, FRACTION, POSITIVE, SECONDS, SEED, count, echo_precision_warning,
+                                friendly_errors, precision_option, progress)
 from tfaudio.models.autoencoder.config import AutoencoderConfig
 from tfaudio.outputs import check_writable
 
@@ -25,22 +26,22 @@ def autoencoder():
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the model, its record and figures (e.g. saved_models/esc10-ae).")
-@click.option("--latent", default=_DEFAULTS.latent, show_default=True, help="Bottleneck size.")
-@click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, help="Most epochs (early stopping may end sooner).")
-@click.option("--patch-frames", default=_DEFAULTS.patch_frames, show_default=True,
+@click.option("--latent", type=COUNT, default=_DEFAULTS.latent, show_default=True, help="Bottleneck size.")
+@click.option("--epochs", type=COUNT, default=_DEFAULTS.epochs, show_default=True, help="Most epochs (early stopping may end sooner).")
+@click.option("--patch-frames", type=count(8), default=_DEFAULTS.patch_frames, show_default=True,
               help="10 ms frames per patch; a multiple of 8.")
-@click.option("--patch-hop", type=int, help="Frames between patches (default: half a patch).")
-@click.option("--batch-size", default=_DEFAULTS.batch_size, show_default=True, help="Patches per step.")
-@click.option("--learning-rate", default=_DEFAULTS.learning_rate, show_default=True)
-@click.option("--patience", default=_DEFAULTS.patience, show_default=True, help="Epochs without improvement before stopping.")
-@click.option("--val-fraction", default=_DEFAULTS.val_fraction, show_default=True,
+@click.option("--patch-hop", type=COUNT, help="Frames between patches (default: half a patch).")
+@click.option("--batch-size", type=COUNT, default=_DEFAULTS.batch_size, show_default=True, help="Patches per step.")
+@click.option("--learning-rate", type=POSITIVE, default=_DEFAULTS.learning_rate, show_default=True)
+@click.option("--patience", type=COUNT_OR_ZERO, default=_DEFAULTS.patience, show_default=True, help="Epochs without improvement before stopping.")
+@click.option("--val-fraction", type=FRACTION, default=_DEFAULTS.val_fraction, show_default=True,
               help="Share of the clips held out for early stopping.")
 @click.option("--fold", "folds", multiple=True, type=int,
               help="Train only on clips of this manifest fold (repeat), e.g. to keep a test fold unseen.")
 @click.option("--logdir", type=click.Path(file_okay=False, path_type=Path), help="TensorBoard logs (e.g. runs/esc10-ae).")
-@click.option("--seed", default=_DEFAULTS.seed, show_default=True, help="Same seed, same model and embeddings.")
-@click.option("--max-duration", type=float, help="Use at most this many seconds of each clip.")
-@click.option("--examples-per-class", default=2, show_default=True, help="Clips per class in the reconstruction figure.")
+@click.option("--seed", type=SEED, default=_DEFAULTS.seed, show_default=True, help="Same seed, same model and embeddings.")
+@click.option("--max-duration", type=SECONDS, help="Use at most this many seconds of each clip.")
+@click.option("--examples-per-class", type=COUNT, default=2, show_default=True, help="Clips per class in the reconstruction figure.")
 @click.option("--group-column", help="Manifest column that groups clips (default: 'group' when present).")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable file instead of skipping it.")
 @precision_option("bfloat16: the encoder and decoder train in Keras mixed precision (bfloat16 compute; weights, "

@@ -3,15 +3,45 @@ modules can import them without importing the command group itself)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import click
 
 from tfaudio.errors import TfaudioError, TfaudioWarning
 from tfaudio.runtime import PRECISIONS
+
+
+#: Numbers that options take, checked when click parses the command line (before TensorFlow is
+#: imported, so in about a second): a value outside its range is a one-line usage error naming
+#: the option, never a traceback or a silently odd run. One name per concept; `count(n)` for a
+#: count with a floor of its own (`--folds` needs 2).
+
+
+def count(minimum: int = 1) -> click.IntRange:
+    """A whole number of things, at least `minimum`."""
+    return click.IntRange(min=minimum)
+
+
+#: How many of something where none makes no sense: a batch, epochs, classes shown, workers.
+COUNT = count(1)
+#: How many of something where 0 means "none" or "skip": fine-tuning epochs, patience.
+COUNT_OR_ZERO = count(0)
+#: A length of audio in seconds: more than 0.
+SECONDS = click.FloatRange(min=0, min_open=True)
+#: A rate or scale that must be above 0: a learning rate, a perplexity.
+POSITIVE = click.FloatRange(min=0, min_open=True)
+#: A rate where 0 is a choice: the fine-tuning learning rate (0 keeps the fine-tuned blocks as they are).
+NON_NEGATIVE = click.FloatRange(min=0)
+#: An age in days: 0 or more.
+DAYS = click.FloatRange(min=0)
+#: A share of the clips strictly between 0 and 1.
+FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
+#: A random seed: numpy and scikit-learn take 0 .. 2**32 - 1.
+SEED = click.IntRange(0, 2**32 - 1)
 
 
 def friendly_errors(command=None, *, prefixes: Mapping[type[TfaudioError], str] | None = None):
@@ -136,3 +166,52 @@ def renamed_option(old: str, new: str, dest: str, *, into=None, **option_kwargs)
         return click.option(old, hidden_dest, hidden=True, default=None, **option_kwargs)(wrapper)
 
     return decorate
+
+
+def check_store(store) -> None:
+    """Before any work: the embedding store (`--store`, else the default one) can be written,
+    so a read-only store or one under a file is refused in one line now rather than when the
+    first vectors are flushed. A store URL (gs://...) is left to the runner."""
+    from tfaudio.outputs import check_writable
+
+    if store is not None and "://" in str(store):
+        return
+    if store is None:
+        from tfaudio.store import default_root
+
+        store = default_root()
+    check_writable(store)
+
+
+class ClipCounter:
+    """`progress` that remembers its bars, so a failure can say how far the run got."""
+
+    def __init__(self):
+        self.bars = []
+
+    def __call__(self, total: int, desc: str):
+        bar = progress(total, desc)
+        self.bars.append(bar)
+        return bar
+
+    def done(self) -> str:
+        """How far the bar last opened got, e.g. `8 of 20 clips (handcrafted)`; `no clips` before any."""
+        if not self.bars:
+            return "no clips"
+        bar = self.bars[-1]
+        return f"{bar.n} of {bar.total} clips ({bar.desc})"
+
+
+@contextlib.contextmanager
+def full_disk_said(places: Mapping[str, object], kept: Callable[[str], str]):
+    """Turn a full disk met inside the block (an OSError, or one of our errors raised from
+    one) into one line: which of `places` ("the embedding store": path, ...) is full, its free room,
+    kept(which) (what survived, what a rerun does). Other errors pass through unchanged."""
+    from tfaudio.outputs import disk_full_message, is_disk_full
+
+    try:
+        yield
+    except (OSError, TfaudioError) as err:
+        if not is_disk_full(err):
+            raise
+        raise click.ClickException(disk_full_message(places, err, kept)) from None

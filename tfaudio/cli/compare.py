@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import check_precision_runs, friendly_errors, precision_option, renamed_option
+from tfaudio.cli.common import (COUNT, SECONDS, SEED, check_precision_runs, check_store, count, friendly_errors,
+                                precision_option, renamed_option)
 from tfaudio.comparison.classifiers import CLASSIFIERS
 from tfaudio.data.splits import CROSS_VALIDATION
 from tfaudio.frontend.pooling import POOLING
@@ -28,7 +29,7 @@ DEFAULT_MODELS = ("handcrafted", "yamnet")
 def _fit_alias(old: str, setting: str):
     """`old` N (`--ae-epochs`, `--latent`), kept from before `--fit`: the value becomes the first
     `--fit autoencoder.SETTING=N`, so an explicit `--fit` for the same setting wins."""
-    return renamed_option(old, f"--fit autoencoder.{setting}=N", "fit", type=int,
+    return renamed_option(old, f"--fit autoencoder.{setting}=N", "fit", type=COUNT,
                           into=lambda value, fit: (f"autoencoder.{setting}={value}", *(fit or ())))
 
 
@@ -38,21 +39,21 @@ def _compare_options(command):
         click.option("--classifier", "classifiers", multiple=True, type=click.Choice(list(CLASSIFIERS)),
                      help="; ".join(f"{c.name}: {c.label}" for c in CLASSIFIERS.values())
                      + ". Repeat for several (default: all)."),
-        click.option("--folds", default=5, show_default=True,
+        click.option("--folds", type=count(2), default=5, show_default=True,
                      help="k for generated folds (ignored when the manifest has folds)."),
         click.option("--split", default="auto", show_default=True, type=click.Choice(CROSS_VALIDATION),
                      help="auto: the manifest's folds, else group-aware folds, else stratified k-fold."),
         click.option("--param", "params", multiple=True, metavar="CLF.NAME=VALUE",
                      help="Classifier hyperparameter, e.g. rf.n_estimators=300 or mlp.hidden_layer_sizes=256,128."),
         click.option("--pooling", type=click.Choice(POOLING), help="Clip pooling (default: per model)."),
-        click.option("--seed", default=0, show_default=True, help="Seed for folds, classifiers and bootstrap."),
+        click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for folds, classifiers and bootstrap."),
         click.option("--fit", "fit", multiple=True, metavar="MODEL.SETTING=VALUE",
                      help="A setting of a representation trained on each split's training clips, e.g. "
                           "autoencoder.epochs=5 or autoencoder.latent=32; repeat for several."),
         _fit_alias("--ae-epochs", "epochs"),
         _fit_alias("--latent", "latent"),
-        click.option("--batch-size", default=32, show_default=True, help="Clips per embedding batch."),
-        click.option("--max-duration", type=float, help="Use at most this many seconds of each clip."),
+        click.option("--batch-size", type=COUNT, default=32, show_default=True, help="Clips per embedding batch."),
+        click.option("--max-duration", type=SECONDS, help="Use at most this many seconds of each clip."),
         click.option("--store", type=click.Path(file_okay=False, path_type=Path),
                      help="Embedding cache (default: $TFAUDIO_HOME/embeddings)."),
         click.option("--strict", is_flag=True,
@@ -129,6 +130,7 @@ def compare(data, model_names, out, group_column, **options):
     hand-crafted baseline (McNemar) and writes a report: index.html, report.md, metrics.json,
     predictions.csv."""
     check_writable(out)  # before any clip is embedded or classifier fitted
+    check_store(options["store"])
     config = _compare_config(model_names, group_column=group_column, **options)
     import_tensorflow_quietly()
     from tfaudio.comparison.report import write_report
@@ -150,6 +152,7 @@ def demo(out, **options):
     synthetic dataset when offline) with the baseline, YAMNet, VGGish, Wav2Vec2 and a per-split
     autoencoder; models whose weights are unavailable are listed, not fatal."""
     check_writable(out)
+    check_store(options["store"])
     import_tensorflow_quietly()
     from tfaudio.comparison.demo import DEMO_MODELS, run_demo
 

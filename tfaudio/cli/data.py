@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import friendly_errors, progress
+from tfaudio.cli.common import COUNT, SECONDS, SEED, friendly_errors, progress
 from tfaudio.outputs import check_writable
 from tfaudio.quiet import import_tensorflow_quietly
 
@@ -28,7 +28,8 @@ THREAD_SETTINGS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 @friendly_errors
 def info(data: Path | None, group_column: str | None, as_json: bool, system: bool):
     """Summarize a dataset: clips per class, durations, sample rates, channels, folds and
-    the files that cannot be read. With --system, this machine instead (what to quote in a
+    the files that cannot be read. DATA may be unlabelled (any folder of recordings, a list of
+    files, - for a list on standard input), as for embed. With --system, this machine instead (what to quote in a
     bug report or a benchmark), found without importing TensorFlow."""
     if system:
         if data is not None:
@@ -38,18 +39,24 @@ def info(data: Path | None, group_column: str | None, as_json: bool, system: boo
     if data is None:
         raise click.UsageError("Missing argument 'DATA' (a dataset), or --system to describe this machine")
     from tfaudio.data.audio import printable_path
-    from tfaudio.data.dataset import load_dataset, summarize
+    from tfaudio.data.dataset import DatasetError, load_dataset, summarize
 
-    dataset = load_dataset(data, group_column=group_column)
+    dataset = load_dataset(data, group_column=group_column, labelled=False)
     with progress(len(dataset), "reading headers") as bar:
         summary = summarize(dataset, progress=bar.update)
+    if len(dataset) == 1 and summary.unreadable:
+        # One file asked about: its verdict is the answer, not a summary of zero clips.
+        problem = summary.unreadable[0]
+        raise DatasetError(f"{problem.shown}: {problem.reason}")
     facts = summary.to_dict()
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
     d = facts["duration_seconds"]
-    click.echo(f"dataset    {printable_path(dataset.root)}  ({'class folders' if dataset.source == 'folders' else dataset.source})")
-    click.echo(f"clips      {facts['clips']} readable in {len(facts['classes'])} classes")
+    layout = {"folders": "class folders", "files": "recordings, unlabelled"}.get(dataset.source, dataset.source)
+    click.echo(f"dataset    {printable_path(dataset.root)}  ({layout})")
+    labelled = f"in {len(facts['classes'])} classes" if dataset.classes else "(unlabelled)"
+    click.echo(f"clips      {facts['clips']} readable {labelled}")
     click.echo(
         f"duration   total {d['total'] / 60:.1f} min; per clip min {d['min']:.2f} s, "
         f"median {d['median']:.2f} s, max {d['max']:.2f} s"
@@ -59,15 +66,16 @@ def info(data: Path | None, group_column: str | None, as_json: bool, system: boo
     click.echo(f"rates      {rates}")
     click.echo(f"channels   {channels}")
     folds = facts["folds"]
-    click.echo(f"folds      {', '.join(map(str, folds)) if folds else 'none (stratified k-fold will be used)'}")
+    if folds or dataset.classes:  # splits are for labelled clips
+        click.echo(f"folds      {', '.join(map(str, folds)) if folds else 'none (stratified k-fold will be used)'}")
     if facts["groups"] is not None:
         click.echo(f"groups     {facts['groups']}")
-    click.echo("")
     table = summary.per_class()
-    width = max(len(name) for name in table.index)
-    click.echo(f"{'class':<{width}}  clips  seconds")
-    for name, row in table.iterrows():
-        click.echo(f"{name:<{width}}  {int(row['clips']):>5}  {row['seconds']:>7.1f}")
+    if len(table):
+        width = max(len(name) for name in table.index)
+        click.echo(f"\n{'class':<{width}}  clips  seconds")
+        for name, row in table.iterrows():
+            click.echo(f"{name:<{width}}  {int(row['clips']):>5}  {row['seconds']:>7.1f}")
     for title, problems in (("unreadable file(s)", summary.unreadable), ("ignored file(s)", dataset.ignored),
                             ("manifest warning(s)", dataset.warnings), ("duplicate(s)", summary.duplicates),
                             ("clip(s) shorter than one analysis window", summary.short)):
@@ -153,14 +161,15 @@ def _system_info(as_json: bool) -> None:
     "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
     help="Output table: .parquet or .csv (one row per clip).",
 )
-@click.option("--batch-size", default=32, show_default=True, help="Clips per TensorFlow batch.")
-@click.option("--max-duration", type=float, help="Use at most this many seconds of each clip.")
+@click.option("--batch-size", type=COUNT, default=32, show_default=True, help="Clips per TensorFlow batch.")
+@click.option("--max-duration", type=SECONDS, help="Use at most this many seconds of each clip.")
 @click.option("--group-column", help="Manifest column that groups clips (default: 'group' when present).")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable file instead of skipping it.")
 @friendly_errors
 def features(data: Path, out: Path, batch_size: int, max_duration: float | None, group_column: str | None, strict: bool):
     """Compute the hand-crafted baseline (MFCC + deltas and spectral descriptors, mean and
-    standard deviation over time) for every clip, in batches through tf.signal."""
+    standard deviation over time) for every clip, in batches through tf.signal. DATA may be
+    unlabelled (any folder of recordings, a list of files, - for a list on standard input)."""
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise click.BadParameter(f"'{out}' must end in .parquet or .csv", param_hint="--out")
     check_writable(out, folder=False)
@@ -169,7 +178,9 @@ def features(data: Path, out: Path, batch_size: int, max_duration: float | None,
     from tfaudio.models.handcrafted.extract import ExtractConfig, extract
     from tfaudio.models.handcrafted.model import HandcraftedParams
 
-    dataset = load_dataset(data, group_column=group_column)
+    dataset = load_dataset(data, group_column=group_column, labelled=False)
+    for problem in dataset.ignored:
+        click.echo(f"ignored {problem.shown}: {problem.reason}", err=True)
     config = ExtractConfig(batch_size=batch_size, max_duration=max_duration, strict=strict)
     with progress(len(dataset), "features") as bar:
         table = extract(dataset, HandcraftedParams(), config, progress=bar.update)
@@ -189,9 +200,9 @@ def datasets():
 
 @datasets.command()
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--clips-per-class", default=20, show_default=True)
-@click.option("--duration", default=1.0, show_default=True, help="Seconds per clip.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--clips-per-class", type=COUNT, default=20, show_default=True)
+@click.option("--duration", type=SECONDS, default=1.0, show_default=True, help="Seconds per clip.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @friendly_errors
 def synth(out: Path, clips_per_class: int, duration: float, seed: int):
     """Write a small synthetic dataset (tone, chirp, noise, clicks) with a 5-fold manifest."""
@@ -220,5 +231,5 @@ def fetch(name, out, url, sha256):
     if out is not None:
         check_writable(out)
     source = with_url(SOURCES[name], url, sha256) if url else None
-    path = fetch_dataset(name, out=out, source=source)
+    path = fetch_dataset(name, out=out, source=source, note=lambda line: click.echo(line, err=True))
     click.echo(str(path))

@@ -15,6 +15,9 @@ from tfaudio.cli.autoencoder import autoencoder
 from tfaudio.cli.compare import compare, demo
 from tfaudio.cli.data import datasets, features, info
 from tfaudio.cli.embed import embed, models, tag
+from tfaudio.cli.index import index
+from tfaudio.cli.labels import labels
+from tfaudio.cli.search import search
 from tfaudio.cli.store import store
 from tfaudio.cli.train import predict, train
 from tfaudio.cli.viz import projector, visualize
@@ -32,8 +35,8 @@ def main():
     """
 
 
-for _command in (info, features, datasets, models, embed, tag, store, compare, demo, train, predict, autoencoder,
-                 visualize, projector):
+for _command in (info, features, datasets, models, embed, tag, store, index, search, labels, compare, demo, train,
+                 predict, autoencoder, visualize, projector):
     main.add_command(_command)
 
 

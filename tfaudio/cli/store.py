@@ -7,20 +7,13 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import friendly_errors
+from tfaudio.cli.common import DAYS, friendly_errors
+from tfaudio.outputs import size_text
 
 _STORE_OPTION = click.option(
     "--store", "root", type=click.Path(file_okay=False, path_type=Path),
     help="Embedding store (default: $TFAUDIO_HOME/embeddings).",
 )
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 @click.group()
@@ -47,7 +40,7 @@ def store_info(root):
         used = time.strftime("%Y-%m-%d", time.localtime(row.last_used))
         note = f"  ({row.quarantined} quarantined)" if row.quarantined else ""
         click.echo(f"  {row.key:<16}  {row.model[:20]:<20}  {row.pooling:<9}  {row.vectors:>8}  {row.shards:>6}  "
-                   f"{_size(row.bytes):>9}  {used}{note}")
+                   f"{size_text(row.bytes):>9}  {used}{note}")
     hint = [r.key for r in rows if r.shards > 16]
     if hint:
         click.echo(f"{len(hint)} key(s) have many small shards: `tfaudio store compact` merges them.")
@@ -71,7 +64,7 @@ def store_compact(root, keys):
 @store.command("gc")
 @_STORE_OPTION
 @click.option("--key", "keys", multiple=True, help="Delete this representation key entirely (repeat for several).")
-@click.option("--unused-days", type=float, help="Delete keys no run has read for this many days.")
+@click.option("--unused-days", type=DAYS, help="Delete keys no run has read for this many days.")
 @click.option("--quarantined", is_flag=True, help="Delete the damaged shards that were moved aside.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
 @friendly_errors
@@ -85,5 +78,5 @@ def store_gc(root, keys, unused_days, quarantined, dry_run):
     removed = gc(cache, keys=keys, unused_days=unused_days, quarantined=quarantined, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     for path, size in removed:
-        click.echo(f"{verb} {path} ({_size(size)})")
-    click.echo(f"{verb} {len(removed)} file(s), {_size(sum(size for _, size in removed))}")
+        click.echo(f"{verb} {path} ({size_text(size)})")
+    click.echo(f"{verb} {len(removed)} file(s), {size_text(sum(size for _, size in removed))}")

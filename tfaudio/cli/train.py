@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import echo_precision_warning, friendly_errors, precision_option, renamed_option
+from tfaudio.cli.common import (COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SECONDS, SEED, echo_precision_warning, friendly_errors,
+                                precision_option, renamed_option)
 from tfaudio.data.splits import ALIASES
 from tfaudio.outputs import check_writable
 from tfaudio.training.config import AUGMENTATIONS, BACKBONE_TABLE, SPLITS, TrainConfig
@@ -53,16 +54,16 @@ _DEFAULTS = TrainConfig()  # the options' defaults are the API's
               help=_backbone_help(_DEFAULTS.backbone))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Export folder, e.g. saved_models/NAME (model in NAME/<version>/). Without it nothing is exported.")
-@click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, help="Frozen-phase epochs (head on cached backbone outputs).")
-@click.option("--fine-tune-epochs", default=_DEFAULTS.fine_tune_epochs, show_default=True, help="Fine-tuning epochs (0: skip).")
-@click.option("--unfreeze-last", default=_DEFAULTS.unfreeze_last, show_default=True, help="Backbone blocks unfrozen for fine-tuning.")
-@click.option("--learning-rate", type=float, default=_DEFAULTS.learning_rate, show_default=True, help="Frozen-phase learning rate.")
-@renamed_option("--lr", "--learning-rate", "learning_rate", type=float)
-@click.option("--fine-tune-learning-rate", type=float, default=_DEFAULTS.fine_tune_learning_rate, show_default=True,
+@click.option("--epochs", type=COUNT, default=_DEFAULTS.epochs, show_default=True, help="Frozen-phase epochs (head on cached backbone outputs).")
+@click.option("--fine-tune-epochs", type=COUNT_OR_ZERO, default=_DEFAULTS.fine_tune_epochs, show_default=True, help="Fine-tuning epochs (0: skip).")
+@click.option("--unfreeze-last", type=COUNT_OR_ZERO, default=_DEFAULTS.unfreeze_last, show_default=True, help="Backbone blocks unfrozen for fine-tuning.")
+@click.option("--learning-rate", type=POSITIVE, default=_DEFAULTS.learning_rate, show_default=True, help="Frozen-phase learning rate.")
+@renamed_option("--lr", "--learning-rate", "learning_rate", type=POSITIVE)
+@click.option("--fine-tune-learning-rate", type=NON_NEGATIVE, default=_DEFAULTS.fine_tune_learning_rate, show_default=True,
               help="Fine-tuning learning rate.")
-@renamed_option("--fine-tune-lr", "--fine-tune-learning-rate", "fine_tune_learning_rate", type=float)
-@click.option("--batch-size", default=_DEFAULTS.batch_size, show_default=True)
-@click.option("--duration", type=float, help="Seconds per window (default: the median clip length); longer clips are cut into windows of it, "
+@renamed_option("--fine-tune-lr", "--fine-tune-learning-rate", "fine_tune_learning_rate", type=NON_NEGATIVE)
+@click.option("--batch-size", type=COUNT, default=_DEFAULTS.batch_size, show_default=True)
+@click.option("--duration", type=SECONDS, help="Seconds per window (default: the median clip length); longer clips are cut into windows of it, "
               "in training, validation and the export alike.")
 @click.option("--augment", multiple=True, type=click.Choice(AUGMENTATIONS), help="Repeat for several.")
 @click.option("--noise-dir", type=click.Path(file_okay=False, path_type=Path), help="Background-noise clips for --augment noise.")
@@ -75,8 +76,8 @@ _DEFAULTS = TrainConfig()  # the options' defaults are the API's
 @click.option("--no-class-weights", is_flag=True, help="Do not weight classes by inverse frequency.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Explicit backbone weights file.")
 @click.option("--native-size", is_flag=True, help="mobilenet_v2: feed the native spectrogram, not 224 x 224.")
-@click.option("--patience", default=_DEFAULTS.patience, show_default=True, help="Early-stopping patience (epochs).")
-@click.option("--seed", default=_DEFAULTS.seed, show_default=True)
+@click.option("--patience", type=COUNT_OR_ZERO, default=_DEFAULTS.patience, show_default=True, help="Early-stopping patience (epochs).")
+@click.option("--seed", type=SEED, default=_DEFAULTS.seed, show_default=True)
 @click.option("--logdir", type=click.Path(file_okay=False, path_type=Path), help="TensorBoard logs, curves, metrics (default: runs/NAME); "
               "LOGDIR-2, LOGDIR-3, ... when an earlier run has it.")
 @click.option("--tflite", is_flag=True, help="Also write NAME/<version>/model.tflite.")

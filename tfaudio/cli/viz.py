@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from tfaudio.cli.common import check_precision_runs, friendly_errors, precision_option, renamed_option
+from tfaudio.cli.common import (COUNT, POSITIVE, SECONDS, SEED, check_precision_runs, check_store, count, friendly_errors,
+                                precision_option, renamed_option)
 from tfaudio.frontend.pooling import POOLING
 from tfaudio.models.base import ModelUnavailable
 from tfaudio.models.registry import model_kinds, names
@@ -33,12 +34,12 @@ def _common(command):
         click.argument("data", type=click.Path(path_type=Path)),
         click.option("--model", "models", multiple=True, required=True, help=_MODEL_HELP),
         click.option("--pooling", type=click.Choice(POOLING), help="Clip pooling (default: per model)."),
-        click.option("--batch-size", default=32, show_default=True, help="Clips per batch."),
-        click.option("--max-duration", type=float, help="Embed at most this many seconds of each clip."),
+        click.option("--batch-size", type=COUNT, default=32, show_default=True, help="Clips per batch."),
+        click.option("--max-duration", type=SECONDS, help="Embed at most this many seconds of each clip."),
         click.option("--group-column", help="Manifest column that groups clips (default: 'group' when present)."),
         click.option("--store", type=click.Path(file_okay=False, path_type=Path),
                      help="Embedding cache (default: $TFAUDIO_HOME/embeddings)."),
-        click.option("--thumbnail-seconds", default=10.0, show_default=True,
+        click.option("--thumbnail-seconds", type=SECONDS, default=10.0, show_default=True,
                      help="Seconds of each clip drawn as its log-mel thumbnail (and embedded as audio)."),
         precision_option(),
     ]
@@ -52,15 +53,15 @@ def _common(command):
 @click.option("--method", type=click.Choice(METHODS), default="pca", show_default=True,
               help="Projection to 2-D (umap needs: pip install 'tfaudio[umap]').")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The page to write (.html).")
-@click.option("--perplexity", default=30.0, show_default=True, help="t-SNE perplexity (clamped to (clips - 1) / 3).")
-@click.option("--iterations", default=1000, show_default=True, help="t-SNE iterations.")
-@click.option("--neighbors", default=15, show_default=True, help="UMAP n_neighbors.")
-@click.option("--seed", default=0, show_default=True, help="Seed of t-SNE / UMAP and of generated folds.")
+@click.option("--perplexity", type=POSITIVE, default=30.0, show_default=True, help="t-SNE perplexity (clamped to (clips - 1) / 3).")
+@click.option("--iterations", type=count(250), default=1000, show_default=True, help="t-SNE iterations.")
+@click.option("--neighbors", type=count(2), default=15, show_default=True, help="UMAP n_neighbors.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of t-SNE / UMAP and of generated folds.")
 @click.option("--scaling", type=click.Choice(SCALINGS), default="standard", show_default=True,
               help="z-score each dimension before projecting and measuring, or use vectors as they are.")
-@click.option("--knn", default=5, show_default=True, help="k of the k-NN accuracy figures.")
+@click.option("--knn", type=COUNT, default=5, show_default=True, help="k of the k-NN accuracy figures.")
 @click.option("--link-audio", is_flag=True, help="Link the audio files relative to the page instead of embedding them.")
-@click.option("--audio-rate", default=16000, show_default=True, help="Sample rate of embedded audio (8000: about a third smaller).")
+@click.option("--audio-rate", type=click.IntRange(8000, 48000), default=16000, show_default=True, help="Sample rate of embedded audio (8000: about a third smaller).")
 @click.option("--title", help="Page title.")
 @friendly_errors(prefixes=_PREFIXES)
 def visualize(data, models, pooling, batch_size, max_duration, group_column, store, thumbnail_seconds, precision,
@@ -76,6 +77,7 @@ def visualize(data, models, pooling, batch_size, max_duration, group_column, sto
         raise click.BadParameter(f"'{out}' must end in .html", param_hint="--out")
     check_precision_runs(precision)
     check_writable(out, folder=False)  # before any clip is embedded
+    check_store(store)
     projection = ProjectionConfig(method=method, perplexity=perplexity, iterations=iterations, neighbors=neighbors,
                                   seed=seed, scaling=scaling)
     result = run(
@@ -108,6 +110,7 @@ def projector(data, models, pooling, batch_size, max_duration, group_column, sto
 
     check_precision_runs(precision)
     check_writable(out)  # before any clip is embedded
+    check_store(store)
     result = export_projector(
         data, models, out, media=MediaConfig(max_seconds=thumbnail_seconds), pooling=pooling, store=store,
         batch_size=batch_size, max_duration=max_duration, group_column=group_column, precision=precision,

@@ -116,6 +116,9 @@ class CVResult:
 
     predictions: int64 [clips], each clip predicted by the model of the split it was tested in.
     fold_accuracy: float [splits]; fit_seconds / predict_seconds: float [splits].
+    probabilities: float [clips, classes], out-of-fold predicted probabilities (columns in label
+    order; 0 for a class absent from a split's training side), None for a classifier without
+    predict_proba.
     """
 
     predictions: np.ndarray
@@ -123,6 +126,7 @@ class CVResult:
     fit_seconds: np.ndarray
     predict_seconds: np.ndarray
     warnings: tuple[str, ...] = ()
+    probabilities: np.ndarray | None = None
 
 
 def _finite(X) -> np.ndarray:
@@ -152,8 +156,9 @@ def _workers(spec: ClassifierSpec, per_split: Sequence[np.ndarray], n_jobs: int 
     return max(1, min(_cores(), len(per_split)))
 
 
-def _fit_split(spec: ClassifierSpec, X_train, y_train, X_test) -> tuple[np.ndarray, float, float, bool]:
-    """One split: (predictions int64 [test clips], fit seconds, predict seconds, converged).
+def _fit_split(spec: ClassifierSpec, X_train, y_train, X_test) -> tuple[np.ndarray, float, float, bool, tuple]:
+    """One split: (predictions int64 [test clips], fit seconds, predict seconds, converged,
+    probabilities: (float [test clips, trained classes], their labels) or () without predict_proba).
 
     The fit and the prediction run with one BLAS / OpenMP thread: numpy's and scipy's OpenBLAS
     pools otherwise take every core each, oversubscribe them (logistic regression on 1024-d
@@ -175,8 +180,9 @@ def _fit_split(spec: ClassifierSpec, X_train, y_train, X_test) -> tuple[np.ndarr
         start = time.perf_counter()
         predicted = np.asarray(model.predict(X_test), dtype=np.int64)
         predict_seconds = time.perf_counter() - start
+        probabilities = (model.predict_proba(X_test), model.classes_) if hasattr(model, "predict_proba") else ()
     converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-    return predicted, fit_seconds, predict_seconds, converged
+    return predicted, fit_seconds, predict_seconds, converged, probabilities
 
 
 def cross_validate(
@@ -212,14 +218,17 @@ def cross_validate(
     else:
         outputs = [_fit_split(*job) for job in jobs]
     predictions = np.full(len(y), -1, dtype=np.int64)
+    probabilities = np.zeros((len(y), int(y.max()) + 1)) if outputs and all(o[4] for o in outputs) else None
     accuracy, notes = [], []
-    for split, (predicted, _, _, converged) in zip(splits, outputs):
+    for split, (predicted, _, _, converged, proba) in zip(splits, outputs):
         if not converged:
             notes.append(f"{spec.name} did not converge on {split.name}; raise its max_iter")
         predictions[split.test] = predicted
+        if probabilities is not None:
+            probabilities[np.ix_(split.test, proba[1])] = proba[0]
         accuracy.append(float(np.mean(predicted == y[split.test])))
     if np.any(predictions < 0):
         raise ValueError(f"{int(np.sum(predictions < 0))} clips are in no test split; the splits must cover every clip")
     fit_s = np.array([output[1] for output in outputs])
     predict_s = np.array([output[2] for output in outputs])
-    return CVResult(predictions, np.array(accuracy), fit_s, predict_s, tuple(notes))
+    return CVResult(predictions, np.array(accuracy), fit_s, predict_s, tuple(notes), probabilities)

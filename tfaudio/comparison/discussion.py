@@ -20,6 +20,7 @@ from tfaudio.comparison.result import BASELINE
 from tfaudio.models.registry import card_for
 
 if TYPE_CHECKING:
+    from tfaudio.comparison.calibration import Calibration
     from tfaudio.comparison.result import ComparisonResult, Run
 
 
@@ -54,7 +55,7 @@ def paragraphs(result: ComparisonResult) -> list[str]:
     """The discussion, one paragraph per list item (plain text with **bold** for Markdown/HTML)."""
     out = [_verdict(result)]
     for part in (_leakage(result), _classes(result), _confusions(result), _others(result), _classifiers(result),
-                 _hypotheses(result), _anchors(result), _caveats(result)):
+                 _calibration(result), _hypotheses(result), _anchors(result), _caveats(result)):
         if part:
             out.append(part)
     return out
@@ -223,6 +224,49 @@ def _classifiers(result: ComparisonResult) -> str | None:
     if sensitive:
         text.append("the classifier matters for " + "; ".join(sensitive))
     return ("Classifiers: " + "; ".join(text) + ".") if text else None
+
+
+#: From this expected calibration error up, the discussion calls a run's probabilities badly calibrated.
+BADLY_CALIBRATED = 0.10
+
+
+def _confident(c: Calibration) -> str:
+    """Which way the probabilities lean, from mean confidence against accuracy."""
+    gap = c.overconfidence
+    if abs(gap) < 0.02:
+        return f"on average {_pct(c.mean_confidence)} confident and right on {_pct(c.accuracy)}"
+    return f"{'over' if gap > 0 else 'under'}confident by {abs(100 * gap):.1f} points"
+
+
+def _calibration(result: ComparisonResult) -> str | None:
+    """How far the probabilities can be read as chances: the winner's ECE, the runs whose ECE
+    is high, and how large an ECE the number of clips alone gives (calibration.py's bias)."""
+    runs = [r for r in result.ranked() if r.metrics.calibration]
+    if not runs:
+        return None
+    winner, clips = result.winner, len(result.labels)
+    parts = ["Calibration (top-label expected calibration error, ECE, over equal-width confidence bins):"]
+    if winner.metrics.calibration:
+        c = winner.metrics.calibration
+        parts.append(f"the winner's probabilities ({_label(winner)}) have ECE {c.ece:.3f} (95 % CI "
+                     f"{c.ece_ci[0]:.3f}–{c.ece_ci[1]:.3f}), {_confident(c)}.")
+    best = min(runs, key=lambda r: r.metrics.calibration.ece)
+    if best is not winner:
+        parts.append(f"The best calibrated is {_label(best)} (ECE {best.metrics.calibration.ece:.3f}).")
+    bad = [r for r in runs if r.metrics.calibration.ece >= BADLY_CALIBRATED]
+    if bad:
+        named = [f"{_label(r)} (ECE {r.metrics.calibration.ece:.3f}, {_confident(r.metrics.calibration)})" for r in bad]
+        more = f" and {len(named) - 4} more" if len(named) > 4 else ""
+        votes = (" A random forest's probabilities are shares of tree votes, which seldom reach 0 or 1."
+                 if any(r.classifier == "rf" and r.metrics.calibration.overconfidence < 0 for r in bad) else "")
+        parts.append(f"Badly calibrated (ECE >= {BADLY_CALIBRATED:.2f}): {'; '.join(named[:4])}{more}; recalibrate "
+                     "their probabilities on held-out clips (Platt or isotonic) before reading them as chances."
+                     + votes)
+    bias = np.sqrt(len(runs[0].metrics.calibration.counts) / (2 * np.pi * clips))
+    if bias >= 0.02:
+        parts.append(f"With {clips} clips even perfectly calibrated probabilities can show an ECE up to about "
+                     f"{bias:.2f} from sampling noise alone.")
+    return " ".join(parts)
 
 
 def _hypotheses(result: ComparisonResult) -> str | None:

@@ -1,4 +1,5 @@
-"""Metrics of out-of-fold predictions: accuracy with a bootstrap CI, per-class P/R/F1, McNemar."""
+"""Metrics of out-of-fold predictions: accuracy with a bootstrap CI, per-class P/R/F1, the
+calibration of the predicted probabilities (ECE with a bootstrap CI), McNemar."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tfaudio.comparison.calibration import Calibration, calibrate
 from tfaudio.comparison.classifiers import CVResult
 
 
@@ -17,7 +19,8 @@ class Metrics:
     describe; with unequal folds it differs from the fold mean). fold_mean / fold_std: spread of
     the per-split accuracies. accuracy_ci: 95 % bootstrap interval of `accuracy`; per_class: precision, recall,
     f1, support per class (float [classes] each); confusion: int64 [classes, classes], rows are
-    true classes, columns predicted.
+    true classes, columns predicted. calibration: top-label calibration of the out-of-fold
+    probabilities (`tfaudio.comparison.calibration`), None for a classifier without them.
     """
 
     accuracy: float
@@ -29,6 +32,7 @@ class Metrics:
     macro_f1: float
     per_class: dict[str, np.ndarray] = field(repr=False)
     confusion: np.ndarray = field(repr=False)
+    calibration: Calibration | None = None
 
     @property
     def confusion_normalized(self) -> np.ndarray:
@@ -69,6 +73,7 @@ def score(y: np.ndarray, result: CVResult, num_classes: int, seed: int = 0) -> M
         macro_f1=float(np.mean(f1)),
         per_class={"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64)},
         confusion=confusion_matrix(y, result.predictions, labels=labels),
+        calibration=None if result.probabilities is None else calibrate(result.probabilities, y, seed=seed),
     )
 
 

@@ -87,6 +87,7 @@ def metrics_dict(result: ComparisonResult) -> dict:
                 "per_class": {name: {k: v[i] for k, v in r.metrics.per_class.items()}
                               for i, name in enumerate(result.classes)},
                 "confusion": r.metrics.confusion,
+                "calibration": r.metrics.calibration.to_dict() if r.metrics.calibration else None,
                 "mcnemar_vs_baseline": None if r.versus_baseline is None else {
                     "only_this_right": r.versus_baseline.only_a, "only_baseline_right": r.versus_baseline.only_b,
                     "p_value": r.versus_baseline.p_value},
@@ -128,6 +129,8 @@ def _figures(result: ComparisonResult) -> list[tuple[str, object]]:
     figures = [("Accuracy with 95 % intervals", _accuracy_figure(result)),
                ("Confusion matrices", _confusion_figure(result, best_runs)),
                ("Per-class F1", _f1_figure(result, best_runs))]
+    if any(r.metrics.calibration for r in result.runs):
+        figures.append(("Reliability diagrams", _reliability_figure(result)))
     if result.vectors:
         figures.append(("PCA thumbnails", _pca_figure(result)))
     return figures
@@ -189,6 +192,41 @@ def _f1_figure(result: ComparisonResult, best_runs: list):
     return f1
 
 
+def _reliability_figure(result: ComparisonResult):
+    """Per representation, each probabilistic classifier's top-label accuracy against its mean
+    confidence in equal-width bins (marker area ~ clips); on the diagonal is calibrated."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    names = [i.name for i in result.representations]
+    runs = {name: [r for r in result.runs if r.representation == name and r.metrics.calibration] for name in names}
+    titles = [f"{name}<br><sub>ECE "
+              + " · ".join(f"{r.classifier} {r.metrics.calibration.ece:.3f}" for r in runs[name]) + "</sub>"
+              for name in names]
+    figure = make_subplots(rows=1, cols=len(names), subplot_titles=titles, horizontal_spacing=0.05)
+    palette = dict(zip(result.config.classifiers, ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]))
+    for col, name in enumerate(names, 1):
+        figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#999"},
+                                    hoverinfo="skip", showlegend=False), row=1, col=col)
+        for run in runs[name]:
+            bins = run.metrics.calibration.to_dict()["reliability"]
+            figure.add_trace(go.Scatter(
+                x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins], mode="lines+markers",
+                name=CLASSIFIERS[run.classifier].label, legendgroup=run.classifier, showlegend=col == 1,
+                line={"color": palette.get(run.classifier)},
+                marker={"size": [4 + 16 * np.sqrt(b["clips"] / len(result.labels)) for b in bins]},
+                customdata=[[b["bin"][0], b["bin"][1], b["clips"]] for b in bins],
+                hovertemplate=(f"{name} / {run.classifier}<br>confidence "
+                               "%{customdata[0]:.1f}–%{customdata[1]:.1f}: %{customdata[2]} clips<br>mean confidence %{x:.2f}, accuracy %{y:.2f}<extra></extra>"),
+            ), row=1, col=col)
+        figure.update_xaxes(range=[-0.02, 1.04], title_text="confidence (top-label probability)", row=1, col=col)
+        figure.update_yaxes(range=[-0.02, 1.04], title_text="accuracy" if col == 1 else None, row=1, col=col)
+    figure.update_layout(title="Reliability of the out-of-fold probabilities (top label, equal-width bins; "
+                               "dotted: calibrated; below it: overconfident)", height=460,
+                         legend={"orientation": "h", "y": -0.2}, margin={"t": 110})
+    return figure
+
+
 def _pca_figure(result: ComparisonResult):
     """2-D PCA of every representation's clip vectors, one panel each, coloured by class."""
     import plotly.graph_objects as go
@@ -239,6 +277,8 @@ def _ranking_rows(result: ComparisonResult) -> list[list[str]]:
             f"{100 * m.accuracy_ci[0]:.1f}–{100 * m.accuracy_ci[1]:.1f}",
             f"{100 * m.fold_mean:.1f} ± {100 * m.fold_std:.1f}",
             f"{m.macro_precision:.3f}", f"{m.macro_recall:.3f}", f"{m.macro_f1:.3f}",
+            "–" if m.calibration is None else
+            f"{m.calibration.ece:.3f} ({m.calibration.ece_ci[0]:.3f}–{m.calibration.ece_ci[1]:.3f})",
             "baseline" if versus is None else (f"{versus.p_value:.2g}" if versus.p_value >= 1e-4 else "< 1e-4"),
             f"{run.cv.fit_seconds.mean():.2f} / {1000 * run.cv.predict_seconds.mean():.0f} ms",
         ])
@@ -246,7 +286,8 @@ def _ranking_rows(result: ComparisonResult) -> list[list[str]]:
 
 
 _RANK_HEAD = ["#", "representation", "classifier", "dim", "accuracy %", "95 % CI", "per split % (mean ± std)", "macro P",
-              "macro R", "macro F1", f"McNemar p vs {BASELINE} with the same classifier", "fit s / predict per split"]
+              "macro R", "macro F1", "ECE (95 % CI)", f"McNemar p vs {BASELINE} with the same classifier",
+              "fit s / predict per split"]
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
@@ -294,6 +335,7 @@ def markdown(result: ComparisonResult) -> str:
         parts += [f"> **Note:** {result.fallback}", ""]
     parts += ["## Verdict", "", *[p + "\n" for p in paragraphs(result)]]
     parts += ["## Ranking", "", _md_table(_RANK_HEAD, _ranking_rows(result)), ""]
+    parts += _calibration_md(result)
     parts += ["## Dataset", "", _md_table(["", ""], _dataset_rows(result)), ""]
     per_class = result.per_class
     best = [result.best_of(i.name) for i in result.representations]
@@ -307,6 +349,22 @@ def markdown(result: ComparisonResult) -> str:
     parts += _left_out_md(result)
     parts += ["## Reproducibility", "", _md_table(["", ""], _repro_rows(result)), ""]
     return "\n".join(parts)
+
+
+def _calibration_md(result: ComparisonResult) -> list[str]:
+    """The runs with probabilities: ECE, confidence against accuracy, and the reliability curve
+    as text (mean confidence → accuracy, clips, per non-empty bin)."""
+    runs = [r for r in result.ranked() if r.metrics.calibration]
+    if not runs:
+        return []
+    rows = [[f"{r.representation}/{r.classifier}", f"{c.ece:.3f}", f"{c.ece_ci[0]:.3f}–{c.ece_ci[1]:.3f}",
+             f"{100 * c.mean_confidence:.1f}", f"{100 * c.accuracy:.1f}",
+             ", ".join(f"{b['confidence']:.2f}→{b['accuracy']:.2f} ({b['clips']})"
+                       for b in c.to_dict()["reliability"])]
+            for r in runs for c in [r.metrics.calibration]]
+    head = ["run", "ECE", "95 % CI", "mean confidence %", "accuracy %",
+            "reliability: confidence→accuracy (clips) per bin"]
+    return ["## Calibration (top-label, equal-width bins, out-of-fold)", "", _md_table(head, rows), ""]
 
 
 def _left_out_md(result: ComparisonResult) -> list[str]:

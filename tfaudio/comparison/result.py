@@ -78,7 +78,7 @@ class Run:
 @dataclass
 class ComparisonResult:
     """Everything a comparison measured. Tables are pandas DataFrames (`ranking`, `per_class`,
-    `folds`, `predictions`); `tfaudio.write_report(result, out)` writes the HTML / Markdown / JSON / CSV report."""
+    `reliability`, `folds`, `predictions`); `tfaudio.write_report(result, out)` writes the HTML / Markdown / JSON / CSV report."""
 
     config: CompareConfig
     dataset: Dataset
@@ -145,7 +145,8 @@ class ComparisonResult:
 
     @property
     def ranking(self) -> pd.DataFrame:
-        """One row per run, best first: accuracy with its interval, macro scores, timings, and
+        """One row per run, best first: accuracy with its interval, macro scores, ece (top-label
+        expected calibration error; NaN for a classifier without probabilities), timings, and
         mcnemar_p, the run against the baseline with the same classifier (NaN for the baseline)."""
         import pandas as pd
 
@@ -166,6 +167,7 @@ class ComparisonResult:
                 "macro_precision": m.macro_precision,
                 "macro_recall": m.macro_recall,
                 "macro_f1": m.macro_f1,
+                "ece": m.calibration.ece if m.calibration else np.nan,
                 "mcnemar_p": versus.p_value if versus else np.nan,
                 "fit_seconds": float(run.cv.fit_seconds.mean()),
                 "predict_seconds": float(run.cv.predict_seconds.mean()),
@@ -184,6 +186,19 @@ class ComparisonResult:
                 rows.append({"representation": run.representation, "classifier": run.classifier, "class": name,
                              **{k: v[i].item() for k, v in values.items()}})
         return pd.DataFrame(rows)
+
+    @property
+    def reliability(self) -> pd.DataFrame:
+        """The reliability curves: one row per run with probabilities and non-empty confidence
+        bin (bin_low, bin_high, clips, confidence: mean top-label probability, accuracy)."""
+        import pandas as pd
+
+        return pd.DataFrame([
+            {"representation": r.representation, "classifier": r.classifier, "bin_low": row["bin"][0],
+             "bin_high": row["bin"][1], "clips": row["clips"], "confidence": row["confidence"],
+             "accuracy": row["accuracy"]}
+            for r in self.runs if r.metrics.calibration for row in r.metrics.calibration.to_dict()["reliability"]
+        ], columns=["representation", "classifier", "bin_low", "bin_high", "clips", "confidence", "accuracy"])
 
     @property
     def folds(self) -> pd.DataFrame:

@@ -32,6 +32,7 @@ from tfaudio.comparison.metrics import mcnemar, score
 from tfaudio.comparison.result import ComparisonResult, Leakage, RepresentationInfo, Run, Unavailable
 from tfaudio.data.dataset import Dataset, Problem, load_dataset
 from tfaudio.data.splits import Split, drop_small_classes, make_splits, minimum_per_class, resolve_strategy
+from tfaudio.models.autoencoder.config import AutoencoderError
 from tfaudio.models.base import LearnedRepresentation, ModelUnavailable, Representation
 from tfaudio.store import EmbeddingStore
 
@@ -182,8 +183,9 @@ def _embed_every_model(dataset: Dataset, ready: dict[str, Representation], store
         try:
             with _progress(len(dataset), f"embedding {name}") as bar:
                 table = embed_dataset(dataset, representation, store, embed_config, progress=bar.update)
-        except (ModelUnavailable, WeightsError) as err:
-            # A pretrained network loads on first use: damaged or mismatched weights show here.
+        except (ModelUnavailable, WeightsError, AutoencoderError) as err:
+            # A pretrained network loads on first use: damaged or mismatched weights show here
+            # (an autoencoder:PATH's as AutoencoderError, naming its weights file).
             outcome.left_out(name, err)
             continue
         tables[name] = table

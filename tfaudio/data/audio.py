@@ -21,6 +21,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from tfaudio.data.decoder_noise import decoder_messages_silenced
 from tfaudio.errors import TfaudioError, TfaudioWarning
 
 #: File extensions tfaudio treats as audio (lower case, with the dot).
@@ -134,7 +135,8 @@ def _open(path: Path, *, warn_short: bool = True) -> sf.SoundFile:
     try:
         # The name as bytes: soundfile encodes a str strictly, so a name holding a byte that
         # is not UTF-8 (kept by Python as a surrogate escape) would raise UnicodeEncodeError.
-        handle = sf.SoundFile(os.fsencode(path))
+        with decoder_messages_silenced(path.suffix.lower() == ".mp3"):
+            handle = sf.SoundFile(os.fsencode(path))
     except sf.LibsndfileError as err:
         raise AudioError(path, _open_problem(path, (err.error_string or "").strip())) from None
     except (OSError, RuntimeError) as err:
@@ -146,6 +148,12 @@ def _open(path: Path, *, warn_short: bool = True) -> sf.SoundFile:
     if short:
         warnings.warn(AudioWarning(f"{printable_path(path)}: {short}"), stacklevel=3)
     return handle
+
+
+def _read(handle: sf.SoundFile, frames: int) -> np.ndarray:
+    """Up to `frames` frames from the current position: float32 [frames', channels]."""
+    with decoder_messages_silenced(handle.format == "MPEG"):
+        return handle.read(frames, dtype="float32", always_2d=True)
 
 
 def short_clip_problem(frames: int, sample_rate: int) -> str | None:
@@ -200,8 +208,8 @@ def verify(path: str | os.PathLike) -> AudioInfo:
         try:
             # read() rather than blocks(): blocks() yields whole blocks even when the decoder
             # delivers fewer frames (a cut MP3), their tail uninitialised memory.
-            while (block := handle.read(_VERIFY_BLOCK_FRAMES, dtype="float32", always_2d=True)).shape[0]:
-                _check_block(block, path, decoded)
+            while (block := _read(handle, _VERIFY_BLOCK_FRAMES)).shape[0]:
+                check_samples(block, path, decoded)
                 decoded += block.shape[0]
         except (sf.LibsndfileError, RuntimeError) as err:
             raise AudioError(path, f"corrupt data: decoding failed ({err})") from None
@@ -211,16 +219,23 @@ def verify(path: str | os.PathLike) -> AudioInfo:
     return described
 
 
-def _check_block(block: np.ndarray, path: Path, offset: int) -> None:
-    """block: float32 [frames, channels] starting at frame `offset` of the file."""
-    bad = ~np.isfinite(block).all(axis=1)
+def check_samples(block: np.ndarray, path: str | os.PathLike, offset: int = 0) -> None:
+    """The decoding verdict on decoded samples, the same for every reader (`info`, `load`, the
+    streaming readers, so every command and the Beam pipeline): NaN or infinite samples, or
+    samples beyond 1e9 in magnitude (garbage, not loud audio: every representation would give
+    non-finite or absurd vectors), make the file unusable. Raises AudioError naming the file.
+
+    block: float32 [frames] or [frames, channels], starting at frame `offset` of the file.
+    """
+    frames = block if block.ndim == 2 else block.reshape(-1, 1)
+    bad = ~np.isfinite(frames).all(axis=1)
     if bad.any():
         first = offset + int(np.argmax(bad))
         raise AudioError(path, f"contains non-finite samples (NaN or inf), first at frame {first}")
-    peak = float(np.abs(block).max()) if block.size else 0.0
+    peak = float(np.abs(frames).max()) if frames.size else 0.0
     if peak > _ABSURD_PEAK:
         raise AudioError(path, f"holds samples of magnitude {peak:.3g} (float audio lies within ±1): "
-                               "every representation would return non-finite vectors")
+                               "every representation would return non-finite or absurd vectors")
 
 
 def _to_mono(block: np.ndarray, channel: int | None, path: Path) -> np.ndarray:
@@ -230,13 +245,6 @@ def _to_mono(block: np.ndarray, channel: int | None, path: Path) -> np.ndarray:
     if not -block.shape[1] <= channel < block.shape[1]:
         raise AudioError(path, f"has {block.shape[1]} channel(s); channel {channel} does not exist")
     return block[:, channel]
-
-
-def _check_finite(samples: np.ndarray, path: Path, offset: int = 0) -> None:
-    bad = ~np.isfinite(samples)
-    if bad.any():
-        first = offset + int(np.argmax(bad))
-        raise AudioError(path, f"contains {int(bad.sum())} non-finite samples (NaN or inf), first at frame {first}")
 
 
 def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
@@ -295,7 +303,7 @@ def load(
         wanted = handle.frames - start if duration is None else min(int(round(duration * native)), handle.frames - start)
         try:
             handle.seek(start)
-            block = handle.read(wanted, dtype="float32", always_2d=True)
+            block = _read(handle, wanted)
         except (sf.LibsndfileError, RuntimeError) as err:
             raise AudioError(path, f"corrupt data: decoding failed ({err})") from None
     if block.shape[0] == 0:
@@ -304,8 +312,8 @@ def load(
     # frames of slack absorb MP3 encoder/decoder padding differences.
     if block.shape[0] < wanted - max(2048, wanted // 100):
         raise AudioError(path, f"truncated or corrupt: expected {wanted} frames, decoded only {block.shape[0]}")
+    check_samples(block, path, start)
     samples = _to_mono(block, channel, path)
-    _check_finite(samples, path, start)
     rate = native if sample_rate is None else sample_rate
     samples = resample(samples, native, rate)
     if min_duration is not None:
@@ -362,13 +370,13 @@ def read_span(
             raise AudioError(path, f"sample {start} is past the end of the file")
         try:
             handle.seek(first)
-            block = handle.read(last - first, dtype="float32", always_2d=True)
+            block = _read(handle, last - first)
         except (sf.LibsndfileError, RuntimeError) as err:
             raise AudioError(path, f"corrupt data after {first / native:.2f} s: decoding failed ({err})") from None
     if block.shape[0] < (last - first) - max(2048, (last - first) // 100):
         raise AudioError(path, f"truncated or corrupt: expected {last - first} frames at {first}, decoded {block.shape[0]}")
+    check_samples(block, path, first)
     samples = _to_mono(block, channel, path)
-    _check_finite(samples, path, first)
     samples = resample(samples, native, sample_rate)[lead:]
     return np.ascontiguousarray(samples if stop is None else samples[: stop - start], dtype=np.float32)
 
@@ -403,13 +411,13 @@ def iter_spans(
         for start, stop in spans:
             while read < frames and (stop is None or offset + len(buffered) < stop):
                 try:
-                    block = handle.read(min(blocksize, frames - read), dtype="float32", always_2d=True)
+                    block = _read(handle, min(blocksize, frames - read))
                 except (sf.LibsndfileError, RuntimeError) as err:
                     raise AudioError(path, f"corrupt data after {read / native:.2f} s: {err}") from None
                 if not len(block):
                     raise AudioError(path, f"truncated or corrupt: decoding stopped at frame {read} of {frames}")
+                check_samples(block, path, read)
                 mono = _to_mono(block, None, path)
-                _check_finite(mono, path, read)
                 read += len(block)
                 buffered = np.concatenate([buffered, stream.resample_chunk(mono, last=read >= frames)])
             if start < offset:
@@ -452,14 +460,15 @@ def iter_chunks(
         blocks = handle.blocks(blocksize=blocksize, dtype="float32", always_2d=True)
         while True:
             try:
-                block = next(blocks)
+                with decoder_messages_silenced(handle.format == "MPEG"):
+                    block = next(blocks)
                 last = False
             except StopIteration:
                 block, last = np.zeros((0, handle.channels), dtype=np.float32), True
             except (sf.LibsndfileError, RuntimeError) as err:
                 raise AudioError(path, f"corrupt data after {read / native:.2f} s: {err}") from None
+            check_samples(block, path, read)
             mono = _to_mono(block, channel, path)
-            _check_finite(mono, path, read)
             read += block.shape[0]
             if stream is not None:
                 mono = stream.resample_chunk(mono, last=last)

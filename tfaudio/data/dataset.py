@@ -1,15 +1,16 @@
-"""Labeled datasets: discovery, summaries, reproducible splits and input pipelines.
+"""Datasets: discovery, summaries, reproducible splits and input pipelines.
 
-A dataset is either a folder with one sub-folder per class (like
+A labelled dataset is either a folder with one sub-folder per class (like
 `keras.utils.audio_dataset_from_directory`) or a CSV manifest `filename,label[,fold][,group]`
 whose paths are relative to the CSV. A folder holding `meta.csv` or `manifest.csv` is read
-through that manifest (the layout of ESC-50 and of the datasets tfaudio writes).
+through that manifest (the layout of ESC-50 and of the datasets tfaudio writes). Commands that
+need no labels also read any tree of recordings, a list of files and a manifest without labels
+(`load_dataset(..., labelled=False)`); files are found by the rules of `tfaudio.data.listing`.
 """
 
 from __future__ import annotations
 
 import csv
-import errno
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ import numpy as np
 
 from tfaudio.assets import sha256_of
 from tfaudio.data.audio import AUDIO_EXTENSIONS, AudioError, info, printable_path, short_clip_problem, verify
+from tfaudio.data.listing import Problem, is_file_list, named_file_problem, not_a_file, read_file_list, walk
 from tfaudio.errors import TfaudioError
 
 if TYPE_CHECKING:  # pandas is imported where a summary is built, not for every dataset read
@@ -37,33 +39,21 @@ class DatasetError(TfaudioError):
 
 @dataclass(frozen=True)
 class Clip:
-    """One labeled recording. fold and group come from a manifest when it has them; listed_as
-    is the manifest's own text for a path that leaves the dataset folder (reports show that,
-    not the absolute path it resolves to)."""
+    """One recording and its label (None: unlabelled). fold and group come from a manifest
+    when it has them; listed_as is the manifest's (or list's) own text for a path that leaves
+    the dataset folder (reports show that, not the absolute path it resolves to)."""
 
     path: Path
-    label: str
+    label: str | None
     fold: int | None = None
     group: str | None = None
     listed_as: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
-class Problem:
-    """A file left out or worth a look, and why. path is the name as the file system or the
-    manifest gives it; `shown` is that name safe to print (see audio.printable_path)."""
-
-    path: str
-    reason: str
-
-    @property
-    def shown(self) -> str:
-        return printable_path(self.path)
-
-
-@dataclass(frozen=True)
 class Dataset:
-    """Clips with their labels; `classes` is the sorted label list that integer labels index.
+    """Clips with their labels; `classes` is the sorted label list that integer labels index
+    (empty when the clips are unlabelled).
 
     ignored: files left out (unknown extension, broken or looping links, rows whose file is
     missing). warnings: clips kept but worth a look: duplicated manifest rows, one file listed
@@ -81,8 +71,15 @@ class Dataset:
         return len(self.clips)
 
     @property
+    def labelled(self) -> bool:
+        """Whether every clip has a label."""
+        return all(c.label is not None for c in self.clips)
+
+    @property
     def labels(self) -> np.ndarray:
         """int64 [clips]: index of each clip's label in `classes`."""
+        if not self.labelled:
+            raise DatasetError(f"{self.source}: some clips have no label; expected {LABELLED_LAYOUTS}")
         index = {name: i for i, name in enumerate(self.classes)}
         return np.array([index[c.label] for c in self.clips], dtype=np.int64)
 
@@ -118,47 +115,12 @@ class Dataset:
         return replace(self, clips=kept, ignored=self.ignored + gone)
 
 
-def _not_a_file(path: Path) -> str | None:
-    """Why `path` (not a regular file, nor a link to one) cannot be a clip, or None for a
-    plain folder, which is walked."""
-    if path.is_symlink():
-        try:
-            path.stat()
-        except OSError as err:
-            if err.errno == errno.ELOOP:
-                return "symbolic link loop (the link leads back to itself)"
-            return "broken symbolic link (its target does not exist)"
-        if path.is_dir():
-            return "symbolic link to a folder (not followed, so a link loop cannot recurse forever)"
-    if path.is_dir():
-        return None
-    return "not a regular file (a pipe, socket or device)"
-
-
-def _walk(folder: Path, ignored: list[Problem]) -> list[Path]:
-    """Every regular file (or link to one) under `folder`, sorted, outside hidden folders.
-
-    Links to folders are not followed. What cannot be used (links that are broken, loop or
-    lead to folders, unreadable folders, pipes) is added to `ignored`; hidden entries are
-    skipped silently.
-    """
-
-    def unreadable(err: OSError) -> None:
-        ignored.append(Problem(str(err.filename), f"folder cannot be read ({err.strerror})"))
-
-    files, odd = [], []
-    for top, folders, names in os.walk(folder, onerror=unreadable):
-        folders[:] = [name for name in folders if not name.startswith(".")]
-        for name in [*folders, *names]:
-            path = Path(top, name)
-            if name.startswith("."):
-                continue
-            if path.is_file():
-                files.append(path)
-            elif (reason := _not_a_file(path)) is not None:
-                odd.append(Problem(str(path), reason))
-    ignored.extend(sorted(odd, key=lambda p: Path(p.path)))
-    return sorted(files)
+#: What a command that needs labels takes, for its errors.
+LABELLED_LAYOUTS = (f"one sub-folder per class holding {', '.join(sorted(AUDIO_EXTENSIONS))} files, or a CSV "
+                    "manifest filename,label[,fold][,group]")
+#: What DATA may be for commands that need no labels, for their errors.
+ANY_LAYOUT = ("a folder of recordings (any depth), a CSV manifest with a filename column, a list of files (.txt or "
+              ".lst, one path a line; - for standard input) or an audio file")
 
 
 def _from_folders(root: Path) -> Dataset:
@@ -172,23 +134,78 @@ def _from_folders(root: Path) -> Dataset:
                 ignored.append(Problem(str(entry), "not inside a class folder"))
             continue
         if not entry.is_dir():
-            ignored.append(Problem(str(entry), _not_a_file(entry) or "not a folder"))
+            ignored.append(Problem(str(entry), not_a_file(entry) or "not a folder"))
             continue
-        for file in _walk(entry, ignored):
+        for file in walk(entry, ignored):
             if file.suffix.lower() in AUDIO_EXTENSIONS:
                 clips.append(Clip(path=file, label=entry.name))
             else:
                 ignored.append(Problem(str(file), f"unknown audio extension '{file.suffix or '(none)'}'"))
     if not clips:
-        raise DatasetError(
-            f"{root}: no audio files found. Expected one sub-folder per class holding "
-            f"{', '.join(sorted(AUDIO_EXTENSIONS))} files, or a CSV manifest filename,label[,fold][,group]"
-        )
+        loose = sum(p.reason == "not inside a class folder" for p in ignored)
+        if loose:
+            raise DatasetError(f"{root}: {loose} audio file(s) but no class sub-folders, and this command needs "
+                               f"labelled clips. Expected {LABELLED_LAYOUTS} (embed, tag, features and info also "
+                               "take unlabelled recordings)")
+        raise DatasetError(f"{root}: no audio files found. Expected {LABELLED_LAYOUTS}")
     classes = tuple(sorted({c.label for c in clips}))
     return Dataset(root=root, clips=tuple(clips), classes=classes, source="folders", ignored=tuple(ignored))
 
 
-def _from_manifest(csv_path: Path, group_column: str | None) -> Dataset:
+def _from_tree(root: Path) -> Dataset:
+    """Every audio file under `root`, at any depth. A tree whose audio files all sit exactly
+    one folder down is a class-folder tree (each clip labelled by its folder, as for labelled
+    commands); in any other tree a folder name says nothing about a class, so clips have none."""
+    ignored: list[Problem] = []
+    audio = []
+    for file in walk(root, ignored):
+        if file.suffix.lower() in AUDIO_EXTENSIONS:
+            audio.append(file)
+        else:
+            ignored.append(Problem(str(file), f"unknown audio extension '{file.suffix or '(none)'}'"))
+    if not audio:
+        raise DatasetError(f"{root}: no audio files found ({', '.join(sorted(AUDIO_EXTENSIONS))}, in this folder "
+                           "or any sub-folder)")
+    depths = {len(file.relative_to(root).parts) for file in audio}
+    if depths == {2}:
+        clips = tuple(Clip(path=file, label=file.relative_to(root).parts[0]) for file in audio)
+        classes, source = tuple(sorted({c.label for c in clips})), "folders"
+    else:
+        clips, classes, source = tuple(Clip(path=file, label=None) for file in audio), (), "files"
+    return Dataset(root=root, clips=clips, classes=classes, source=source, ignored=tuple(ignored),
+                   warnings=tuple(_same_files(clips)))
+
+
+def _same_files(clips: Sequence[Clip]) -> list[Problem]:
+    """A clip whose path leads (through links) to the file of an earlier clip."""
+    first: dict[str, Path] = {}
+    found = []
+    for clip in clips:
+        real = os.path.realpath(clip.path)
+        if real in first:
+            found.append(Problem(str(clip.path), f"the same file as {first[real]} (through a link)"))
+        else:
+            first[real] = clip.path
+    return found
+
+
+def _named(root: Path, name: str, where: str) -> tuple[Path, Problem | None]:
+    """The clip path a manifest row or list line names (relative to `root` unless absolute;
+    relative names resolved, absolute ones kept as written), or why it cannot be a clip. Never
+    opens the file, so a pipe cannot hang the run."""
+    written = Path(name) if Path(name).is_absolute() else root / name
+    shown = name if _leaves_folder(name) else str(written)  # never an absolute path the manifest did not write
+    if written.suffix.lower() not in AUDIO_EXTENSIONS:
+        return written, Problem(shown, f"unknown audio extension '{written.suffix or '(none)'}'")
+    problem = named_file_problem(written)
+    if problem == "not found":
+        return written, Problem(shown, f"listed in {where} but not found")
+    if problem is not None:
+        return written, Problem(shown, f"listed in {where}: {problem}")
+    return (written if Path(name).is_absolute() else Path(os.path.realpath(written))), None
+
+
+def _from_manifest(csv_path: Path, group_column: str | None, labelled: bool = True) -> Dataset:
     # The csv module rather than pandas: reading a manifest should not cost a pandas import
     # (a fully cached `tfaudio embed` run is otherwise mostly import time).
     try:
@@ -198,11 +215,11 @@ def _from_manifest(csv_path: Path, group_column: str | None) -> Dataset:
             rows = [{k.strip(): (v or "") for k, v in row.items() if k is not None} for row in reader]
     except (csv.Error, UnicodeDecodeError) as err:
         raise DatasetError(f"{csv_path}: not a readable CSV manifest ({err})") from None
-    missing = {"filename", "label"} - set(columns)
+    missing = ({"filename", "label"} if labelled else {"filename"}) - set(columns)
     if missing:
         raise DatasetError(
-            f"{csv_path}: manifest lacks column(s) {sorted(missing)}; expected filename,label[,fold][,group], "
-            f"found {columns}"
+            f"{csv_path}: manifest lacks column(s) {sorted(missing)}; expected filename,label[,fold][,group]"
+            f"{'' if labelled else ' (label optional here)'}, found {columns}"
         )
     group_column = group_column or ("group" if "group" in columns else None)
     if group_column and group_column not in columns:
@@ -211,23 +228,19 @@ def _from_manifest(csv_path: Path, group_column: str | None) -> Dataset:
     clips: list[Clip] = []
     ignored: list[Problem] = []
     warnings: list[Problem] = []
-    seen: dict[Path, tuple[int, str]] = {}  # resolved path -> (first line, its label)
+    seen: dict[Path, tuple[int, str | None]] = {}  # resolved path -> (first line, its label)
     for line, row in enumerate(rows, start=2):
-        name, label = row["filename"].strip(), row["label"].strip()
-        if not name or not label:
-            raise DatasetError(f"{csv_path}, line {line}: empty filename or label")
-        path = (root / name).resolve() if not Path(name).is_absolute() else Path(name)
+        name, label = row["filename"].strip(), row.get("label", "").strip() or None
+        if not name or (labelled and not label):
+            raise DatasetError(f"{csv_path}, line {line}: empty filename{' or label' if labelled else ''}")
+        path, problem = _named(root, name, f"{csv_path.name} (line {line})")
+        if problem is not None:
+            ignored.append(problem)
+            continue
         outside = _leaves_folder(name)
-        shown = name if outside else str(path)  # never an absolute path the manifest did not write
-        if path.suffix.lower() not in AUDIO_EXTENSIONS:
-            ignored.append(Problem(shown, f"unknown audio extension '{path.suffix or '(none)'}'"))
-            continue
-        if not path.exists():
-            ignored.append(Problem(shown, f"listed in {csv_path.name} (line {line}) but not found"))
-            continue
         if outside:
             warnings.append(Problem(name, f"{csv_path.name} line {line} points outside the dataset folder"))
-        if (same := path.resolve()) in seen:  # absolute rows are kept as written, so resolve here
+        if (same := Path(os.path.realpath(path))) in seen:  # absolute rows are kept as written, so resolve here
             first, first_label = seen[same]
             if first_label == label:
                 reason = f"{csv_path.name} line {line} repeats line {first} (same file, label '{label}')"
@@ -246,14 +259,48 @@ def _from_manifest(csv_path: Path, group_column: str | None) -> Dataset:
         group = (row[group_column].strip() or None) if group_column else None
         clips.append(Clip(path=path, label=label, fold=fold, group=group, listed_as=name if outside else None))
     if not clips:
-        raise DatasetError(f"{csv_path}: none of the files it lists could be found")
+        raise DatasetError(f"{csv_path}: none of the files it lists could be found"
+                           + (f" (first: {ignored[0].shown}: {ignored[0].reason})" if ignored else ""))
     if any(c.fold is None for c in clips) and any(c.fold is not None for c in clips):
         raise DatasetError(f"{csv_path}: some rows have a fold and others do not; give every row a fold or none")
-    classes = tuple(sorted({c.label for c in clips}))
+    labels = {c.label for c in clips}
+    classes = tuple(sorted(labels)) if None not in labels else ()
     return Dataset(
         root=root.resolve(), clips=tuple(clips), classes=classes, source=str(csv_path), ignored=tuple(ignored),
         warnings=tuple(warnings),
     )
+
+
+def _from_list(path: str | Path) -> Dataset:
+    """The files of a list (`listing.read_file_list`), unlabelled, relative to its folder."""
+    try:
+        root, called, entries = read_file_list(path)
+    except OSError as err:
+        raise DatasetError(f"{path}: the list of files cannot be read ({err.strerror})") from None
+    return _from_names(root.resolve(), called, entries)
+
+
+def _from_names(root: Path, called: str, entries: Sequence[tuple[int, str]]) -> Dataset:
+    """Unlabelled clips of the names in `entries` ([(line, name)] of the list `called`)."""
+    clips: list[Clip] = []
+    ignored: list[Problem] = []
+    warnings: list[Problem] = []
+    seen: dict[Path, int] = {}
+    for line, name in entries:
+        path, problem = _named(root, name, f"{called} (line {line})")
+        if problem is not None:
+            ignored.append(problem)
+            continue
+        if (same := Path(os.path.realpath(path))) in seen:
+            warnings.append(Problem(name, f"{called} line {line} repeats line {seen[same]} (the same file)"))
+        else:
+            seen[same] = line
+        clips.append(Clip(path=path, label=None, listed_as=name if _leaves_folder(name) else None))
+    if not clips:
+        found = f" (first: {ignored[0].shown}: {ignored[0].reason})" if ignored else " (it names no file)"
+        raise DatasetError(f"{called}: none of the files it lists can be read as audio{found}")
+    return Dataset(root=root, clips=tuple(clips), classes=(), source=called, ignored=tuple(ignored),
+                   warnings=tuple(warnings))
 
 
 def _leaves_folder(name: str) -> bool:
@@ -262,25 +309,42 @@ def _leaves_folder(name: str) -> bool:
     return Path(name).is_absolute() or os.path.normpath(name).split(os.sep)[0] == ".."
 
 
-def load_dataset(path: str | os.PathLike, *, group_column: str | None = None) -> Dataset:
+def load_dataset(path: str | os.PathLike, *, group_column: str | None = None, labelled: bool = True) -> Dataset:
     """Discover a dataset from a class-folder tree, a CSV manifest, or a folder holding one.
 
     group_column names the manifest column that groups clips (default: `group` when present),
     e.g. "speaker" so that no speaker is in both the training and the test side of a split.
+
+    labelled=False, for commands that need no labels (embed, tag, features, info): `path` may
+    also be any tree of audio files, a manifest without a label column, a list of files
+    (`.txt` / `.lst`, one path a line relative to the list's folder; `-` reads the list from
+    standard input) or one audio file. Clips have label None except in a class-folder tree
+    (every audio file exactly one folder down) and where a manifest gives one.
     """
+    if is_file_list(path):
+        if labelled:
+            raise DatasetError(f"{printable_path(path)}: a list of files carries no labels, and this command needs "
+                               f"labelled clips. Expected {LABELLED_LAYOUTS}")
+        if group_column:
+            raise DatasetError(f"{printable_path(path)}: --group-column needs a CSV manifest; this is a list of files")
+        return _from_list(path)
     path = Path(path).expanduser()
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
     if path.is_file():
-        if path.suffix.lower() != ".csv":
-            raise DatasetError(f"{path}: expected a folder of class sub-folders or a .csv manifest")
-        return _from_manifest(path, group_column)
+        if path.suffix.lower() == ".csv":
+            return _from_manifest(path, group_column, labelled)
+        if not labelled and not group_column and path.suffix.lower() in AUDIO_EXTENSIONS:
+            return _from_names(path.parent.resolve(), path.name, [(1, path.name)])
+        raise DatasetError(f"{path}: expected {LABELLED_LAYOUTS if labelled else ANY_LAYOUT}")
+    if not path.is_dir():
+        raise DatasetError(f"{path}: not a regular file or folder (a pipe, socket or device)")
     for name in MANIFEST_NAMES:
         if (path / name).is_file():
-            return _from_manifest(path / name, group_column)
+            return _from_manifest(path / name, group_column, labelled)
     if group_column:
-        raise DatasetError(f"{path}: --group-column needs a CSV manifest; this is a class-folder tree")
-    return _from_folders(path.resolve())
+        raise DatasetError(f"{path}: --group-column needs a CSV manifest; this is a folder of audio files")
+    return _from_folders(path.resolve()) if labelled else _from_tree(path.resolve())
 
 
 @dataclass(frozen=True)
@@ -417,7 +481,8 @@ def _duplicates(dataset: Dataset) -> tuple[Problem, ...]:
         if original is clip:
             continue
         shown = dataset.relative(original)
-        reason = (f"same audio as {shown}, which is labelled '{original.label}', not '{clip.label}'"
+        reason = (f"same audio as {shown}" if original.label is None or clip.label is None
+                  else f"same audio as {shown}, which is labelled '{original.label}', not '{clip.label}'"
                   if original.label != clip.label else f"same audio as {shown} (both labelled '{clip.label}')")
         found.append(Problem(clip.listed_as or str(path), reason))
     return tuple(found)

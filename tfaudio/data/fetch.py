@@ -7,12 +7,18 @@ corrupt download never lands), and is looked for first in `TFAUDIO_MODELS/datase
 cache, so a copy fetched by hand or on another machine is used as is. The prepared folder holds
 `meta.csv` (`filename,label,fold,group`) with the official folds, so `tfaudio compare` uses them.
 
-What is trusted. A downloaded archive is checked against its digest; an archive placed by hand
-(in `TFAUDIO_MODELS/datasets/`, or in the cache without a digest sidecar) is the user's choice
-and is used without one, as for weights (a warning says so). Neither is trusted with paths:
-every entry is checked before anything is written, and an archive whose member or manifest row
-would land outside the prepared folder (`../x`, `/x`, a link leading out) is refused, naming
-the entry, with nothing extracted.
+What is trusted, said in one line (the archive's sha256, verified or not, against what) every
+time an archive is used. A download is checked against the dataset's known digest (or the
+`--sha256` given with a mirror's `--url`); a mirror given without one is trusted on first
+download and said to be unverified. An archive placed by hand (in `TFAUDIO_MODELS/datasets/`,
+or in the cache without a digest sidecar) is hashed and must match the known digest, so the
+advice after a failed download (fetch it by hand, put it there) leads to a verified copy; one
+that differs is refused, with the command that uses it anyway if you trust it (`--url
+file://... --sha256 ...`). No archive is trusted with paths or sizes: every entry is checked
+before anything is written; an archive whose member or manifest row would land outside the
+prepared folder (`../x`, `/x`, a link leading out) is refused, naming the entry, and one that
+would expand more than MAX_EXPANSION times its size, or past the disk's free space, is refused
+saying how much room it needs, with nothing extracted.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pathlib import Path
 
 from tfaudio import assets as weights
 from tfaudio.errors import TfaudioError
+from tfaudio.outputs import free_bytes, size_text
 
 _LOG = logging.getLogger(__name__)
 
@@ -70,6 +77,9 @@ def _esc_prepare(only_esc10: bool) -> Callable[[Path, Path], int]:
                         f"{archive}: refusing to prepare it: {meta_name} (row {line}) names {row['filename']!r}, "
                         f"which is not a plain file name: it would be written outside {out / 'audio'}"
                     )
+            wanted = [bundle.getinfo(f"{top}audio/{row['filename']}") for row in rows
+                      if not (out / "audio" / row["filename"]).exists()]
+            check_expansion(archive, out, [(info.filename, info.file_size) for info in wanted])
             (out / "audio").mkdir(parents=True, exist_ok=True)
             for row in rows:
                 target = out / "audio" / row["filename"]
@@ -110,6 +120,38 @@ def _check_members(bundle: tarfile.TarFile, archive: Path, dest: Path) -> None:
         raise FetchError(f"{archive}: refusing to extract it: {'; '.join(refused[:3])}{more}")
 
 
+#: The most an archive of recordings may expand, all told, over its own size. WAV and FLAC
+#: compress about 1.1-3x (ESC-50's zip expands 1.4x, Speech Commands' tarball about 1.5x);
+#: a decompression bomb expands hundreds or thousands of times.
+MAX_EXPANSION = 20
+#: Room kept free on the disk beyond what the extracted files need (the manifest, the file system's own).
+_SPARE_BYTES = 1 << 20
+
+
+def check_expansion(archive: Path, out: Path, members: list[tuple[str, int]]) -> None:
+    """Before extracting anything: refuse an archive whose `members` ((name, declared size in
+    bytes), those about to be extracted) would expand more than MAX_EXPANSION times the
+    archive's size, or would not fit the free space of `out`'s disk; the message says how
+    much room is needed. The declared sizes are what extraction writes (zipfile and tarfile
+    stop a member at its declared size)."""
+    total = sum(size for _, size in members)
+    packed = max(archive.stat().st_size, 1)
+    if total > MAX_EXPANSION * packed:
+        largest = max(members, key=lambda member: member[1])
+        raise FetchError(
+            f"{archive}: refusing to extract it: its {len(members)} file(s) would expand to {size_text(total)}, "
+            f"{total / packed:.0f} times the archive's {size_text(packed)} (recordings expand at most about "
+            f"{MAX_EXPANSION} times; the largest, {largest[0]!r}, declares {size_text(largest[1])}); this looks like "
+            "a decompression bomb, not the dataset: delete it"
+        )
+    free = free_bytes(out)
+    if total + _SPARE_BYTES > free:
+        raise FetchError(
+            f"{archive}: not extracted: its {len(members)} file(s) need {size_text(total + _SPARE_BYTES)} in "
+            f"{out} but only {size_text(free)} is free there; free some space or choose another --out"
+        )
+
+
 def speaker_fold(speaker: str, folds: int = 5) -> int:
     """1..folds from a stable hash of the speaker id: every clip of a speaker in one fold."""
     return int(hashlib.sha1(speaker.encode()).hexdigest()[:8], 16) % folds + 1
@@ -122,6 +164,7 @@ def _speech_commands_prepare(archive: Path, out: Path) -> int:
     recordings are extracted but not listed (they are long, unlabelled)."""
     with tarfile.open(archive) as bundle:
         _check_members(bundle, archive, out / "audio")
+        check_expansion(archive, out, [(member.name, member.size) for member in bundle if member.isfile()])
         bundle.extractall(out / "audio", filter="data")
     listed = {}
     for split, name in (("validation", "validation_list.txt"), ("test", "testing_list.txt")):
@@ -186,11 +229,14 @@ def fetch(
     offline: bool | None = None,
     source: DatasetSource | None = None,
     progress: bool = True,
+    note: Callable[[str], None] | None = None,
 ) -> Path:
     """The prepared folder of dataset `name` (downloading and extracting it the first time).
 
     out: where to prepare it (default $TFAUDIO_HOME/datasets/<name>). source: override the
-    built-in source (a mirror, or a test server). Raises FetchError saying why and what to do.
+    built-in source (a mirror, or a test server). note: told, whenever an archive is used, its
+    sha256 and whether it was verified and against what (`trust`; default: a log warning).
+    Raises FetchError saying why and what to do.
     """
     if source is None:
         if name not in SOURCES:
@@ -202,9 +248,12 @@ def fetch(
     try:
         archive = weights.resolve(source.archive, offline=offline, progress=progress)
     except weights.WeightsUnavailable as err:
-        raise FetchError(f"cannot fetch {source.name}: {err}") from None
-    if archive != weights.tfaudio_home() / source.archive.model / source.archive.filename:
-        _LOG.warning("%s: placed by hand, so used without a digest check (its entries are still checked)", archive)
+        digest = source.archive.sha256
+        checked = (f" A copy put there by hand is checked against sha256 {digest} before it is used." if digest
+                   else "")
+        raise FetchError(f"cannot fetch {source.name}: {err}{checked}") from None
+    verified, line = trust(source, archive)
+    (note or (_LOG.info if verified else _LOG.warning))(line)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         count = source.prepare(archive, folder)
@@ -213,6 +262,40 @@ def fetch(
     if count == 0:
         raise FetchError(f"{archive} holds no clip of {source.name}")
     return folder
+
+
+def trust(source: DatasetSource, archive: Path) -> tuple[bool, str]:
+    """Whether `archive` (the path `tfaudio.assets.resolve` gave for `source`) is verified
+    against a known digest, and one line saying so with its sha256. Raises FetchError for a
+    copy that differs from the known digest.
+
+    A download into the cache was hashed on arrival and is re-hashed on every use against the
+    source's digest, else the one recorded beside it at download (trust on first download: a
+    mirror given without --sha256). Any other copy (placed by hand in TFAUDIO_MODELS/datasets or
+    in the cache) is hashed here and must match the source's digest when one is known."""
+    expected, spec = source.archive.sha256, source.archive
+    known = SOURCES[source.name].archive.sha256 if source.name in SOURCES else None
+    against = f"the known digest of {source.name}" if expected == known else "the digest given with --sha256"
+    sidecar = archive.with_name(archive.name + ".sha256")
+    downloaded = archive == weights.tfaudio_home() / spec.model / spec.filename and (expected or sidecar.is_file())
+    if downloaded and expected:  # resolve re-hashed it against `expected`
+        return True, f"{archive.name}: sha256 {expected}, verified against {against}"
+    if downloaded:
+        actual = next(iter(sidecar.read_text().split()), "")
+        return False, (f"{archive.name}: sha256 {actual}, NOT verified: no digest was given for {spec.url}, so it is "
+                f"only checked against the one recorded when it was downloaded (pass --sha256 {actual} with --url to "
+                "pin it)")
+    actual = weights.sha256_of(archive)
+    if expected and actual != expected:
+        raise FetchError(
+            f"{archive}: sha256 {actual}, but {source.name}'s archive has sha256 {expected}: another version or a "
+            f"damaged copy, not used. Delete it; or, if you trust this copy, give it with --url "
+            f"{archive.resolve().as_uri()} --sha256 {actual}"
+        )
+    if expected:
+        return True, f"{archive}: sha256 {actual}, verified against {against} (placed by hand)"
+    return False, (f"{archive}: sha256 {actual}, NOT verified: placed by hand and no digest is known for it "
+                   f"(pass --url {archive.resolve().as_uri()} --sha256 {actual} to pin it)")
 
 
 def with_url(source: DatasetSource, url: str, sha256: str | None) -> DatasetSource:

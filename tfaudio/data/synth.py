@@ -13,7 +13,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from tfaudio.data.dataset import DatasetError
+
 CLASSES = ("tone", "chirp", "noise", "clicks")
+#: The shortest clip: a chirp sweeps and clicks repeat over at least a few samples.
+MIN_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,14 @@ class SynthConfig:
     sample_rate: int = 16000
     folds: int = 5
     seed: int = 0
+
+    def __post_init__(self):
+        # Checked here, not where numpy would fail on an empty clip with a message about arrays.
+        if self.duration < MIN_SECONDS:
+            raise DatasetError(f"a synthetic clip must last at least {MIN_SECONDS} s, got {self.duration:g} s")
+        if self.clips_per_class < 1 or self.folds < 1 or self.sample_rate < 1:
+            raise DatasetError("clips_per_class, folds and sample_rate must be at least 1, got "
+                               f"{self.clips_per_class}, {self.folds}, {self.sample_rate}")
 
 
 def _tone(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:

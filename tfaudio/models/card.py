@@ -56,11 +56,14 @@ class ModelCard:
 class ModelEntry:
     """A registry entry: the model's card, how to find its weights (`locate`), and how to build
     the representation from what `locate` found (`build`; lazy where it can be, so a cached run
-    never builds the network)."""
+    never builds the network). check: why what `locate` found cannot be used (damaged or other
+    weights), found cheaply and without TensorFlow, or None when it can; what `tfaudio models`
+    reports."""
 
     card: ModelCard
     locate: Locate
     build: Callable[[str], Representation]
+    check: Callable[[str], str | None] | None = None
 
     @property
     def name(self) -> str:

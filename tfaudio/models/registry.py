@@ -175,12 +175,16 @@ class ModelStatus:
 
 
 def describe() -> list[ModelStatus]:
-    """The status of every model of `names()`: its weights are looked for, nothing is loaded,
-    and the network is never touched."""
+    """The status of every model of `names()`: its weights are looked for and checked where the
+    entry can check them cheaply (`ModelEntry.check`: a truncated file, another network), no
+    network is built and nothing is downloaded."""
     rows = []
     for entry in _BUILTIN.values():
         try:
-            rows.append(ModelStatus(entry.card, True, entry.locate(None, True)))
+            source = entry.locate(None, True)
         except ModelUnavailable as err:
             rows.append(ModelStatus(entry.card, False, str(err)))
+            continue
+        problem = entry.check(source) if entry.check is not None else None
+        rows.append(ModelStatus(entry.card, problem is None, source if problem is None else f"{source}: {problem}"))
     return rows

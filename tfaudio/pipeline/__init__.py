@@ -8,6 +8,7 @@ machine or on Apache Beam.
 * local.py: the local runner (`embed_dataset`, `embed_to_folder`); table.py: what it returns;
   writer.py: sharded outputs with their manifest, written as the vectors come;
 * beam.py (the graph), beam_fns.py (its steps), beam_io.py (outputs on any filesystem, resume),
+  beam_finish.py (every clip accounted for, then publish),
   sources.py (clip listings and local copies of remote files): the same on Apache Beam.
 
 Nothing here names a model: models are known through `tfaudio.models.base.Representation`.

@@ -3,11 +3,18 @@
     clips (listed by the driver into the work folder)
       -> PlanClips: hash, skip what earlier output or the store holds, windows from the header
       -> batches planned over all windows, as the local runner forms them
-      -> EmbedBatches: decode, `embed_windows` (the model built once per worker process)
-      -> PoolClips: a clip's windows pooled in order, as the local runner pools them
-      -> WriteShards: Parquet shards in a work folder
-      -> Finalize: the manifest names the shards written, the dead letters are listed, and the
-         work folder replaces DIR/<model>
+      -> EmbedBatches: decode, `embed_windows` (the model built once per worker process); a
+         clip of one window pooled and written at once
+      -> PoolClips: a clip of several windows pooled in order, as the local runner pools them
+      rows go to shards in a work folder as they come, flushed by size and by time
+      -> Finalize: every clip listed is a row or a dead letter (else the run fails, naming the
+         missing clips, and its work folder stays for the next run to resume from); the
+         manifest names the shards written, the dead letters are listed, and the work folder
+         replaces DIR/<model>
+
+Resuming: a killed run leaves its work folder, whose shards the next run reads back. That run
+plans the clips they hold again, unwanted, so its batches are the killed run's, and the clips
+it computes get the vectors an uninterrupted run gives, bit for bit.
 
 Vectors: every step calls the local runner's functions (plan_clip, read_window, embed_windows,
 FramePool, rows_table), and batches are planned with the local runner's rule over the same
@@ -111,6 +118,7 @@ class _Run:
     manifest: the output manifest but for its stamp, shards and skipped files (the local
     writer's fields); final / work: the output folder and this run's work folder beside it;
     stale_work: work folders of interrupted runs (read for resuming, removed at the end).
+    flush_seconds: the longest a computed row waits in a worker before its shard is written.
     """
 
     spec: object  # beam_fns.ModelSpec
@@ -127,6 +135,7 @@ class _Run:
     final: str
     work: str
     stale_work: tuple[str, ...]
+    flush_seconds: float = 30.0
 
 
 def build_pipeline(pipeline, run: _Run):
@@ -136,8 +145,8 @@ def build_pipeline(pipeline, run: _Run):
     import apache_beam as beam
 
     from tfaudio.pipeline import beam_fns as fns
+    from tfaudio.pipeline.beam_finish import finalize
     from tfaudio.pipeline.beam_io import CLIPS, EARLIER, join
-    from tfaudio.pipeline.writer import SHARD_BYTES
 
     clips = (
         pipeline
@@ -149,46 +158,36 @@ def build_pipeline(pipeline, run: _Run):
     earlier_side = beam.pvalue.AsDict(
         pipeline
         | "ReadEarlier" >> beam.io.ReadFromText(join(run.work, EARLIER), validate=False)
-        | "ParseEarlier" >> beam.Map(lambda line: tuple(json.loads(line)))
+        | "ParseEarlier" >> beam.Map(_parse_earlier)
     )
     planned = clips | "Plan" >> beam.ParDo(
         fns.PlanClips(run.spec, run.settings, run.store_root, run.key), earlier_side
-    ).with_outputs(fns.DEAD, fns.CACHED, fns.PLANNED, main="windows")
+    ).with_outputs(fns.DEAD, fns.CACHED, main="windows")
     # One step sees every window (small records, no audio) to batch them as the local runner does.
-    every = planned.windows | "AllWindows" >> beam.combiners.ToList()
     batches = (
-        every
+        planned.windows
+        | "AllWindows" >> beam.combiners.ToList()
         | "PlanBatches" >> beam.FlatMap(_plan_batches, run.max_samples, run.max_windows)
         | "SpreadBatches" >> beam.Reshuffle()
     )
-    copies = beam.pvalue.AsDict(every | "Copies" >> beam.FlatMap(_copies))
-    embedded = batches | "Embed" >> beam.ParDo(fns.EmbedBatches(run.spec)).with_outputs(fns.DEAD, main="frames")
-    keys = planned[fns.PLANNED] | "ByAudio" >> beam.Map(lambda item, first: (first.get(item[0], item[0]), item[1]), copies)
+    embedded = batches | "Embed" >> beam.ParDo(fns.EmbedBatches(run.spec, run)).with_outputs(
+        fns.DEAD, fns.SHARDS, main="frames")
     pooled = (
-        {"key": keys, "windows": embedded.frames}
-        | "JoinWindows" >> beam.CoGroupByKey()
-        | "Pool" >> beam.ParDo(fns.PoolClips(run.pooling)).with_outputs(fns.DEAD, main="rows")
+        embedded.frames
+        | "JoinWindows" >> beam.GroupByKey()
+        | "Pool" >> beam.ParDo(fns.PoolClips(run)).with_outputs(fns.DEAD, fns.SHARDS)
     )
     reused = (
         planned[fns.CACHED]
         | "BySource" >> beam.GroupByKey()
-        | "Reuse" >> beam.ParDo(fns.ReadEarlier(run.pooling, run.store_root, run.key)).with_outputs(
-            fns.DEAD, main="rows"
-        )
+        | "Reuse" >> beam.ParDo(fns.ReadEarlier(run, run.store_root, run.key)).with_outputs(fns.DEAD, fns.SHARDS)
     )
-    shards = (
-        (pooled.rows, reused.rows)
-        | "Rows" >> beam.Flatten()
-        | "ShardRows" >> beam.BatchElements(  # shards of the local writer's size, in vector bytes
-            min_batch_size=SHARD_BYTES, max_batch_size=SHARD_BYTES, element_size_fn=lambda row: row[1].nbytes
-        )
-        | "WriteShards" >> beam.ParDo(fns.WriteShards(run.work, run.pooling, run.frame_hop_seconds, run.file_format))
-    )
+    shards = (embedded[fns.SHARDS], pooled[fns.SHARDS], reused[fns.SHARDS]) | "Shards" >> beam.Flatten()
     dead = (planned[fns.DEAD], embedded[fns.DEAD], pooled[fns.DEAD], reused[fns.DEAD]) | "DeadLetters" >> beam.Flatten()
     return (
         pipeline
         | "Once" >> beam.Create([None])
-        | "Finalize" >> beam.Map(_finalize, beam.pvalue.AsList(shards), beam.pvalue.AsList(dead), run)
+        | "Finalize" >> beam.Map(finalize, beam.pvalue.AsList(shards), beam.pvalue.AsList(dead), run)
     )
 
 
@@ -199,57 +198,33 @@ def _parse_clip(line: str):
     return position, ClipRef(*fields)
 
 
-def _unique(windows: list) -> list:
-    """The windows to compute, in the local runner's order: by clip, then window; a clip whose
-    audio an earlier clip has (a copy under another name) is computed once."""
-    first: dict[str, int] = {}
-    ordered = sorted(windows, key=lambda w: (w.position, w.index))
-    return [w for w in ordered if first.setdefault(w.digest, w.position) == w.position]
+def _parse_earlier(line: str) -> tuple[str, tuple[str, bool]]:
+    """A line of the earlier output's index -> (digest, (shard, resumed))."""
+    digest, shard, resumed = json.loads(line)
+    return digest, (shard, resumed)
 
 
-def _copies(windows: list):
-    """(position of a copy, position of the first clip with its audio) for every copy."""
-    first: dict[str, int] = {}
-    for window in sorted(windows, key=lambda w: (w.position, w.index)):
-        if window.index == 0 and first.setdefault(window.digest, window.position) != window.position:
-            yield window.position, first[window.digest]
-
-
-def _plan_batches(windows: list, max_samples: int, max_windows: int):
-    """All windows to compute -> (number, batch): the local runner's batches, numbered in its order."""
+def _plan_batches(entries: list, max_samples: int, max_windows: int):
+    """Every planned (window, clip key, wanted) -> (number, [(window, keys, wanted)]): the local
+    runner's batches, numbered in its order, over the windows in its order (by clip, then window;
+    a clip whose audio an earlier clip has, a copy under another name, is computed once, and the
+    keys of every clip with that audio travel with its first window). A batch holding only
+    unwanted windows (clips a resumed run reads back) is left out."""
     from tfaudio.data.batches import group_windows
 
-    return enumerate(group_windows(_unique(windows), max_samples=max_samples, max_windows=max_windows))
-
-
-def _finalize(_, shards: list[dict], dead: list[dict], run: _Run) -> dict:
-    """The pipeline's last step (one worker): list the shards that reached it in the manifest,
-    delete strays of retried bundles, write the dead letters, publish the work folder."""
-    from tfaudio.pipeline import beam_io, writer
-    from tfaudio.store import MANIFEST
-
-    # Several windows of one clip may each have failed: one dead letter per clip.
-    letters = list({letter["path"]: letter for letter in dead}.values())
-    kept = {s["name"] for s in shards}
-    beam_io.delete([p for p in beam_io.listing(run.work, "part-*") if os.path.basename(p) not in kept])
-    beam_io.write_bytes(beam_io.join(run.work, beam_io.DEAD_LETTER),
-                        "".join(json.dumps(letter) + "\n" for letter in letters).encode())
-    digests = {position: digest for s in shards for position, digest in s["ids"]}
-    failed = {letter["path"]: letter["audio_sha256"] for letter in letters}
-    rows = []
-    for line in beam_io.read_bytes(beam_io.join(run.work, beam_io.CLIPS)).decode().splitlines():
-        position, path, file, label, fold, group = json.loads(line)
-        rows.append((file, label, fold, group, digests.get(position, failed.get(path))))
-    manifest = writer.manifest_for(
-        **run.manifest, stamp=writer.output_stamp(run.key, rows),
-        shards=[{"name": s["name"], "rows": s["rows"]} for s in sorted(shards, key=lambda s: s["name"])],
-        skipped=[[letter["path"], letter["reason"]] for letter in letters],
-    )
-    beam_io.delete([beam_io.join(run.work, name) for name in (beam_io.CLIPS, beam_io.EARLIER, beam_io.KEY_FILE)])
-    beam_io.write_bytes(beam_io.join(run.work, MANIFEST), json.dumps(manifest, indent=2, default=str).encode())
-    beam_io.publish(run.work, run.final)
-    beam_io.delete(list(run.stale_work))
-    return {"shards": len(shards), "rows": sum(s["rows"] for s in shards), "skipped": len(letters)}
+    entries = sorted(entries, key=lambda entry: (entry[0].position, entry[0].index))
+    keys: dict[str, list] = {}
+    first: dict[str, int] = {}
+    windows, wanted = [], {}
+    for window, key, want in entries:
+        if window.index == 0:
+            keys.setdefault(window.digest, []).append(key)
+        if first.setdefault(window.digest, window.position) == window.position:
+            windows.append(window)
+            wanted[window.digest] = want
+    for number, batch in enumerate(group_windows(windows, max_samples=max_samples, max_windows=max_windows)):
+        if any(wanted[w.digest] for w in batch):
+            yield number, [(w, tuple(keys[w.digest]) if w.index == 0 else (), wanted[w.digest]) for w in batch]
 
 
 def run_beam(
@@ -278,29 +253,43 @@ def run_beam(
     """
     beam = import_beam()
     from tfaudio.pipeline import beam_io
+    from tfaudio.pipeline.beam_finish import check_accounted, refused
     from tfaudio.store import MANIFEST
 
     start = time.perf_counter()
     options = pipeline_options(runner, num_workers, pipeline_args)
     run, clips, ignored = prepare_run(data, model, out, config=config, weights_path=weights_path, store=store,
                                       group_column=group_column, file_format=file_format)
-    lines = "".join(json.dumps([i, c.path, c.file, c.label, c.fold, c.group]) + "\n" for i, c in enumerate(clips))
-    beam_io.write_bytes(beam_io.join(run.work, beam_io.CLIPS), lines.encode())
+    listed = [[i, c.path, c.file, c.label, c.fold, c.group] for i, c in enumerate(clips)]
+    letters = {item[0]: letter for item in listed if (letter := refused(*item)) is not None}
+    _write_lines(beam_io.join(run.work, beam_io.CLIPS), [item for item in listed if item[0] not in letters])
+    _write_lines(beam_io.join(run.work, beam_io.REFUSED), list(letters.values()))
     beam_io.write_bytes(beam_io.join(run.work, beam_io.KEY_FILE), run.key.encode())
+    # The shards of interrupted runs' work folders are resumed (planned again), the final output's reused.
+    ours = beam_io.join(run.final, "")
     earlier = beam_io.earlier_sources(run.final, list(run.stale_work), run.key)
-    beam_io.write_bytes(beam_io.join(run.work, beam_io.EARLIER),
-                        "".join(json.dumps(item) + "\n" for item in earlier.items()).encode())
+    _write_lines(beam_io.join(run.work, beam_io.EARLIER),
+                 [[digest, shard, not shard.startswith(ours)] for digest, shard in earlier.items()])
     _quiet_beam_logs()
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, run)
     result = pipeline.run()
     result.wait_until_finish()
+    check_accounted(run.work)
     summary = _summary(result, run)
     manifest = json.loads(beam_io.read_bytes(beam_io.join(run.final, MANIFEST)))
     summary.skipped = [tuple(item) for item in manifest["skipped"]]
+    summary.failed += len(letters)
     summary.ignored = [(p.path, p.reason) for p in ignored]
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _write_lines(path: str, items: list) -> None:
+    """One JSON value per line (ASCII: names that are not UTF-8 are escaped, not refused)."""
+    from tfaudio.pipeline import beam_io
+
+    beam_io.write_bytes(path, "".join(json.dumps(item) + "\n" for item in items).encode())
 
 
 def prepare_run(data, model, out, *, config=None, weights_path=None, store=None, group_column=None,
@@ -346,6 +335,7 @@ def prepare_run(data, model, out, *, config=None, weights_path=None, store=None,
         final=final,
         work=beam_io.join(str(out), f".{name}.work-{uuid.uuid4().hex[:8]}"),
         stale_work=stale,
+        flush_seconds=config.flush_seconds,
     )
     return run, clips, ignored
 

@@ -17,6 +17,8 @@ import os
 import posixpath
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +37,10 @@ CLIPS = "_clips.jsonl"
 EARLIER = "_earlier.jsonl"
 #: The representation key of a work folder, so a resumed run reuses only its own shards.
 KEY_FILE = "_key"
+#: Clips the driver could not hand to the workers (dead letters written before the run).
+REFUSED = "_refused.jsonl"
+#: The clips a finished run could not account for (written instead of publishing the output).
+UNACCOUNTED = "_unaccounted.json"
 
 
 def join(folder: str, *names: str) -> str:
@@ -188,3 +194,44 @@ def earlier_sources(final: str, work_folders: list[str], key: str) -> dict[str, 
         for digest in digests:
             sources.setdefault(digest, shard)
     return sources
+
+
+class RowShards:
+    """Rows (clip key, vector) buffered into shards of a work folder, each shard written once its
+    vectors reach `shard_bytes` or its first row is `flush_seconds` old, whichever comes first:
+    a killed run loses at most that much of a worker's work (the local runner flushes its store
+    on the same clock). Names carry a random id per instance, so workers and retried bundles
+    never overwrite each other's shards.
+    """
+
+    def __init__(self, folder: str, pooling: str, frame_hop_seconds: float, file_format: str,
+                 flush_seconds: float, shard_bytes: int = writer.SHARD_BYTES):
+        self.folder, self.pooling, self.hop, self.format = folder, pooling, frame_hop_seconds, file_format
+        self.flush_seconds, self.shard_bytes = flush_seconds, shard_bytes
+        self.prefix = uuid.uuid4().hex[:8]
+        self.count = 0
+        self.rows: list = []
+        self.bytes = 0
+        self.since = 0.0
+
+    def add(self, key: tuple, vector: np.ndarray) -> list[dict]:
+        """Buffer one row; the descriptors of the shards this wrote (none or one)."""
+        if not self.rows:
+            self.since = time.monotonic()
+        self.rows.append((key, vector))
+        self.bytes += vector.nbytes
+        return self.flush() if self.bytes >= self.shard_bytes else self.due()
+
+    def due(self) -> list[dict]:
+        """Write the buffered rows if the oldest has waited `flush_seconds`; the descriptors written."""
+        return self.flush() if self.rows and time.monotonic() - self.since >= self.flush_seconds else []
+
+    def flush(self) -> list[dict]:
+        """Write the buffered rows as one shard: [its descriptor] ([] when nothing was buffered)."""
+        if not self.rows:
+            return []
+        name = writer.shard_name(f"{self.prefix}-{self.count:05d}", self.format)
+        written = write_rows(self.folder, name, self.rows, self.pooling, self.hop, self.format)
+        self.count += 1
+        self.rows, self.bytes = [], 0
+        return [written]

@@ -38,7 +38,16 @@ from tfaudio.models.base import POOLING, Representation
 from tfaudio.pipeline.table import EmbeddingTable, EmbedStats
 from tfaudio.pipeline.units import embed_windows, plan_clip, prepare_windows
 from tfaudio.pipeline.writer import SHARD_BYTES, OutputWriter, output_folder, output_stamp
-from tfaudio.store import _SKIPPED, _STAMP, FRAMES, MANIFEST, EmbeddingStore, hash_clips, representation_key
+from tfaudio.store import (
+    _SKIPPED,
+    _STAMP,
+    FRAMES,
+    MANIFEST,
+    EmbeddingStore,
+    hash_clips,
+    read_output_file,
+    representation_key,
+)
 from tfaudio.store.formats import format_of
 
 #: Clips looked up in the store at once (bounds the memory of a cached re-run's output).
@@ -114,23 +123,29 @@ def current_output(path: str | os.PathLike, plan: EmbedPlan) -> list[Problem] | 
     """The skipped clips recorded in `path` if it was written for exactly this plan (so it is
     up to date), else None. path: a single output file (`EmbeddingTable.write`; reads
     its schema's metadata) or a folder of `embed_to_folder` (reads its manifest, which must say
-    the run completed)."""
+    the run completed). Either way every file is read back and checked (`formats.check_rows`):
+    an output with a missing, unreadable or wrong part is not up to date, so it is rewritten."""
     path = Path(path)
     if path.is_dir():
         try:
             manifest = json.loads((path / MANIFEST).read_text())
-        except (OSError, ValueError):
+            if not manifest.get("complete") or manifest.get("stamp") != plan.stamp:
+                return None
+            for shard in manifest["shards"]:
+                read_output_file(path / shard["name"], manifest.get("dim"), shard.get("rows"))
+            return [Problem(file, reason) for file, reason in manifest.get("skipped", [])]
+        except (OSError, ValueError, KeyError, TypeError):  # DamagedOutput is a ValueError
             return None
-        if not manifest.get("complete") or manifest.get("stamp") != plan.stamp:
-            return None
-        return [Problem(file, reason) for file, reason in manifest.get("skipped", [])]
+    if not path.is_file():
+        return None
     try:
-        metadata = format_of(path).read(path, []).schema.metadata or {}
-    except (OSError, ValueError):  # missing, or not an output file
+        metadata = format_of(path).read(path, []).schema.metadata or {}  # the stamp alone: cheap
+        if metadata.get(_STAMP) != plan.stamp.encode():
+            return None
+        read_output_file(path)
+        return [Problem(file, reason) for file, reason in json.loads(metadata.get(_SKIPPED, b"[]"))]
+    except (OSError, ValueError):  # not an output file, or a damaged one
         return None
-    if metadata.get(_STAMP) != plan.stamp.encode():
-        return None
-    return [Problem(file, reason) for file, reason in json.loads(metadata.get(_SKIPPED, b"[]"))]
 
 
 def embed_dataset(
@@ -206,11 +221,13 @@ def _vectors(dataset, representation, store, config, plan, stats, progress) -> I
     """
     store = store if store is not None else EmbeddingStore()
     hashes = plan.hashes
+    # The values per vector (per frame) a stored vector must have to be served.
+    width = representation.dim if plan.pooling == FRAMES else representation.pooled_dim(plan.pooling)
     todo: list[int] = []
     readable = [i for i, h in enumerate(hashes) if h is not None]
     for begin in range(0, len(readable), _LOOKUP_CHUNK):
         chunk = readable[begin : begin + _LOOKUP_CHUNK]
-        found = store.lookup(plan.key, [hashes[i] for i in chunk])
+        found = store.lookup(plan.key, [hashes[i] for i in chunk], width)
         for i in chunk:
             if hashes[i] in found:
                 stats.cached += 1

@@ -78,9 +78,10 @@ class RunSummary:
     """What one model's run did, whichever runner made it.
 
     output: the file or folder written (a URL for Beam filesystems); clips: clips with a vector;
-    skipped: the clips left out, with why (Beam's dead letters); up_to_date: nothing was
-    run, the output already held exactly this result; model_loads: Beam's count of model
-    builds (None locally).
+    skipped: the clips left out, with why (Beam's dead letters); ignored: the files of DATA that
+    are not clips (missing manifest rows, pipes, unknown extensions, bad links); up_to_date:
+    nothing was run, the output already held exactly this result; model_loads: Beam's count of
+    model builds (None locally).
     """
 
     model: str
@@ -94,6 +95,7 @@ class RunSummary:
     audio_seconds: float = 0.0
     up_to_date: bool = False
     model_loads: int | None = None
+    ignored: list[Problem] = field(default_factory=list)
 
 
 def run_embedding(
@@ -105,7 +107,8 @@ def run_embedding(
     progress: Progress | None = None,
 ) -> Iterator[RunSummary]:
     """Embed `data` with each of `models` (registry names) into `out`, one summary per model as
-    it finishes. config: how clips are walked (`pipeline.local.EmbedConfig`; None: its defaults).
+    it finishes. data: any DATA `load_dataset(..., labelled=False)` reads (clips without a
+    label get a null label). config: how clips are walked (`pipeline.local.EmbedConfig`; None: its defaults).
 
     Locally, a pooled run of up to SINGLE_FILE_CLIPS clips in a format that writes one file
     gives `out/<model><suffix>`; anything else `out/<model>/` shards with a `_manifest.json`
@@ -118,10 +121,16 @@ def run_embedding(
     config = config or EmbedConfig()
     settings.check(config)
     if settings.runner == LOCAL:
-        yield from _run_here(Path(data), models, Path(out), config, settings, progress)
+        yield from _run_here(data, models, Path(out), config, settings, progress)
         return
+    from tfaudio.data.dataset import load_dataset
     from tfaudio.pipeline.beam import run_beam
+    from tfaudio.pipeline.sources import is_remote
 
+    # Local DATA is listed once, here, by the local runner's rules (standard input can be read
+    # only once); remote DATA is listed by `sources.list_clips` for each model.
+    if not is_remote(data):
+        data = load_dataset(data, group_column=settings.group_column, labelled=False)
     for name in models:
         beam = run_beam(data, name, out, runner=settings.runner, num_workers=settings.num_workers,
                         pipeline_args=settings.pipeline_args, config=config, weights_path=settings.weights_path,
@@ -129,10 +138,10 @@ def run_embedding(
                         file_format=settings.file_format)
         yield RunSummary(name, beam.output, settings.runner, beam.clips, beam.cached, beam.computed,
                          [Problem(path, reason) for path, reason in beam.skipped], beam.seconds, beam.audio_seconds,
-                         model_loads=beam.model_loads)
+                         model_loads=beam.model_loads, ignored=[Problem(path, reason) for path, reason in beam.ignored])
 
 
-def _run_here(data: Path, models: Sequence[str], out: Path, config: EmbedConfig, settings: RunSettings,
+def _run_here(data: str | os.PathLike, models: Sequence[str], out: Path, config: EmbedConfig, settings: RunSettings,
               progress: Progress | None) -> Iterator[RunSummary]:
     from tfaudio.data.dataset import load_dataset
     from tfaudio.models.precision import with_precision
@@ -141,7 +150,7 @@ def _run_here(data: Path, models: Sequence[str], out: Path, config: EmbedConfig,
     from tfaudio.store import EmbeddingStore
 
     fmt = FORMATS[settings.file_format]
-    dataset = load_dataset(data, group_column=settings.group_column)
+    dataset = load_dataset(data, group_column=settings.group_column, labelled=False)
     cache = EmbeddingStore(settings.store)
     out.mkdir(parents=True, exist_ok=True)
     single = fmt.single_file and config.pooling != FRAMES and len(dataset) <= SINGLE_FILE_CLIPS
@@ -154,7 +163,8 @@ def _run_here(data: Path, models: Sequence[str], out: Path, config: EmbedConfig,
         target = out / f"{output_name(name)}{fmt.suffix}" if single else expected_output(out, model, plan)
         skipped = current_output(target, plan)
         if skipped is not None:  # like make: the output already holds exactly this result
-            yield RunSummary(name, str(target), LOCAL, len(dataset) - len(skipped), skipped=skipped, up_to_date=True)
+            yield RunSummary(name, str(target), LOCAL, len(dataset) - len(skipped), skipped=skipped, up_to_date=True,
+                             ignored=list(dataset.ignored))
             continue
         with progress(len(dataset), name) if progress else contextlib.nullcontext() as bar:
             update = bar.update if bar is not None else None
@@ -166,4 +176,4 @@ def _run_here(data: Path, models: Sequence[str], out: Path, config: EmbedConfig,
                 _, stats = embed_to_folder(dataset, model, out, cache, config, progress=update, plan=plan,
                                            file_format=fmt.name)
         yield RunSummary(name, str(target), LOCAL, len(dataset) - len(stats.skipped), stats.cached, stats.computed,
-                         list(stats.skipped), stats.seconds, stats.audio_seconds)
+                         list(stats.skipped), stats.seconds, stats.audio_seconds, ignored=list(dataset.ignored))

@@ -1,11 +1,14 @@
-"""Where a distributed run's clips come from: a local dataset, or a folder or manifest on any Beam
-filesystem (gs://, s3://, hdfs://, ...), and local copies of remote files for the decoder.
+"""Where a distributed run's clips come from: a local dataset, or a folder, manifest or list of
+files on any Beam filesystem (gs://, s3://, hdfs://, ...), and local copies of remote files for
+the decoder.
 
 The rows are the local dataset's rows (file relative to the dataset, label, fold, group), so a
-Beam run's output carries the same columns as a local run's. Remote listings follow the local
-rules: one sub-folder per class (hidden entries skipped, audio extensions only), or a CSV manifest
-`filename,label[,fold][,group]` whose names are relative to its folder. Apache Beam is imported
-only for remote paths.
+Beam run's output carries the same columns as a local run's, and a local DATA gives the same
+clips as the local runner (`load_dataset(..., labelled=False)`). Remote listings follow the
+local rules: every audio file of the tree (hidden entries skipped, audio extensions only),
+labelled by its folder only where every one sits exactly one folder down (class folders); a CSV
+manifest `filename[,label][,fold][,group]` or a list of files (.txt / .lst, one name a line)
+whose names are relative to its folder. Apache Beam is imported only for remote paths.
 """
 
 from __future__ import annotations
@@ -22,18 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfaudio.data.audio import AUDIO_EXTENSIONS
-from tfaudio.data.dataset import MANIFEST_NAMES, DatasetError, Problem, load_dataset
+from tfaudio.data.dataset import MANIFEST_NAMES, Dataset, DatasetError, Problem, load_dataset
+from tfaudio.data.listing import LIST_SUFFIXES
 
 _CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
 class ClipRef:
-    """One clip to embed: `path` local or a Beam filesystem URL; `file` as the output names it."""
+    """One clip to embed: `path` local or a Beam filesystem URL; `file` as the output names it;
+    label None for an unlabelled clip."""
 
     path: str
     file: str
-    label: str
+    label: str | None
     fold: int | None = None
     group: str | None = None
 
@@ -43,11 +48,13 @@ def is_remote(path: str | os.PathLike) -> bool:
     return "://" in str(path)
 
 
-def list_clips(data: str | os.PathLike, group_column: str | None = None) -> tuple[list[ClipRef], list[Problem]]:
-    """The clips of `data` (a local dataset as `load_dataset` reads it, or a remote class-folder
-    tree or manifest) and the files left out, with why."""
-    if not is_remote(data):
-        dataset = load_dataset(data, group_column=group_column)
+def list_clips(data: str | os.PathLike | Dataset,
+               group_column: str | None = None) -> tuple[list[ClipRef], list[Problem]]:
+    """The clips of `data` (a local DATA as `load_dataset(..., labelled=False)` reads it, or
+    already read; or a remote folder tree, manifest or list of files) and the files left out,
+    with why. group_column applies to what is read here, not to a Dataset given."""
+    if isinstance(data, Dataset) or not is_remote(data):
+        dataset = data if isinstance(data, Dataset) else load_dataset(data, group_column=group_column, labelled=False)
         clips = [ClipRef(str(c.path), dataset.relative(c), c.label, c.fold, c.group) for c in dataset.clips]
         return clips, list(dataset.ignored)
     from apache_beam.io.filesystems import FileSystems
@@ -55,6 +62,8 @@ def list_clips(data: str | os.PathLike, group_column: str | None = None) -> tupl
     url = str(data).rstrip("/")
     if url.lower().endswith(".csv"):
         return _remote_manifest(url, group_column), []
+    if url.lower().endswith(LIST_SUFFIXES):
+        return _remote_list(url), []
     for name in MANIFEST_NAMES:
         if FileSystems.exists(FileSystems.join(url, name)):
             return _remote_manifest(FileSystems.join(url, name), group_column), []
@@ -65,23 +74,36 @@ def _remote_folders(url: str) -> tuple[list[ClipRef], list[Problem]]:
     from apache_beam.io.filesystems import FileSystems
 
     (result,) = FileSystems.match([f"{url}/**"])
-    clips, ignored = [], []
-    for metadata in sorted(result.metadata_list, key=lambda m: m.path):
+    found, ignored = [], []
+    # In the order of a local walk: by path components, so `a/` comes before `a-b/`.
+    for metadata in sorted(result.metadata_list, key=lambda m: m.path[len(url) + 1 :].split("/")):
         relative = metadata.path[len(url) + 1 :]
         parts = relative.split("/")
         if any(part.startswith(".") for part in parts) or relative.endswith("/"):
             continue
         extension = posixpath.splitext(relative)[1].lower()
-        if len(parts) == 1:  # beside the class folders: a manifest, notes, or a stray clip
-            if extension in AUDIO_EXTENSIONS:
-                ignored.append(Problem(metadata.path, "not inside a class folder"))
-        elif extension not in AUDIO_EXTENSIONS:
+        if extension not in AUDIO_EXTENSIONS:
             ignored.append(Problem(metadata.path, f"unknown audio extension '{extension or '(none)'}'"))
         else:
-            clips.append(ClipRef(metadata.path, relative, parts[0]))
+            found.append((metadata.path, relative, parts))
+    if not found:
+        raise DatasetError(f"{url}: no audio files found ({', '.join(sorted(AUDIO_EXTENSIONS))}, in this folder or "
+                           "any sub-folder)")
+    class_folders = all(len(parts) == 2 for _, _, parts in found)  # as `dataset._from_tree`
+    return [ClipRef(path, relative, parts[0] if class_folders else None) for path, relative, parts in found], ignored
+
+
+def _remote_list(url: str) -> list[ClipRef]:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(url) as stream:
+        text = stream.read().decode("utf-8-sig")
+    root = url.rsplit("/", 1)[0]
+    names = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    clips = [ClipRef(name if is_remote(name) else FileSystems.join(root, name), name, None) for name in names]
     if not clips:
-        raise DatasetError(f"{url}: no audio files found in class sub-folders")
-    return clips, ignored
+        raise DatasetError(f"{url}: the list names no file")
+    return clips
 
 
 def _remote_manifest(url: str, group_column: str | None) -> list[ClipRef]:
@@ -91,8 +113,8 @@ def _remote_manifest(url: str, group_column: str | None) -> list[ClipRef]:
         text = stream.read().decode("utf-8-sig")
     reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = [c.strip() for c in reader.fieldnames or []]
-    if not {"filename", "label"} <= set(columns):
-        raise DatasetError(f"{url}: manifest lacks filename,label columns (found {columns})")
+    if "filename" not in columns:
+        raise DatasetError(f"{url}: manifest lacks a filename column (found {columns})")
     group_column = group_column or ("group" if "group" in columns else None)
     root = url.rsplit("/", 1)[0]
     clips = []
@@ -101,7 +123,7 @@ def _remote_manifest(url: str, group_column: str | None) -> list[ClipRef]:
         fold = int(row["fold"]) if row.get("fold") else None
         group = (row.get(group_column) or None) if group_column else None
         path = name if is_remote(name) else FileSystems.join(root, name)
-        clips.append(ClipRef(path, name, row["label"], fold, group))
+        clips.append(ClipRef(path, name, row.get("label") or None, fold, group))
     return clips
 
 

@@ -49,7 +49,8 @@ def output_stamp(key: str, rows: Iterable[tuple]) -> str:
     """A digest of the store key and every output row (file, label, fold, group, audio sha256 or
     None), in dataset order: an output carrying the same stamp holds exactly what a run would write."""
     lines = ["\t".join(str(value) for value in row) for row in rows]
-    return hashlib.sha256("\n".join([key, *lines]).encode()).hexdigest()
+    # surrogateescape: a file or class name that is not UTF-8 hashes as its bytes on disk
+    return hashlib.sha256("\n".join([key, *lines]).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def manifest_for(*, model: str, pooling: str, dim: int, key: str, identity: dict, frame_hop_seconds: float,

@@ -16,7 +16,7 @@ a folder of Parquet shards:
     <root>/<key>/identity.json              what the key stands for (human-readable)
     <root>/<key>/part-<time>-<id>.parquet   columns audio_sha256, frames, vector (list<float>)
     <root>/<key>/_index.parquet             sha256 (32 bytes) -> (shard, row), for the shards it covers
-    <root>/<key>/quarantine/                shards that could not be read, moved aside
+    <root>/<key>/quarantine/                shards that could not be read or held a wrong vector, moved aside
 
 A shard is written to a temporary name and renamed into place, so a crash leaves either a
 whole shard or none, and an interrupted run resumes by computing only the hashes that no shard
@@ -24,8 +24,11 @@ holds yet. The index is a cache of the shards, never the truth: a lookup reads i
 of hashes, a few MB for 100,000 vectors), reads the hash column of the few shards written since
 it was last rebuilt, then only the row groups that hold the wanted rows. So a cached re-run
 costs what it asks for, not what the store holds. Shards written by concurrent runs are found
-by listing the folder, so two writers never lose each other's vectors; a damaged shard is
-reported by path, moved to quarantine/ and its clips are recomputed.
+by listing the folder, so two writers never lose each other's vectors. What is read is checked:
+a shard that does not parse, or that holds a vector of the wrong length or with a value that is
+not finite, is damaged: it is reported by path, moved to quarantine/ and its clips are
+recomputed. A damaged identity.json is reported and written again by the next run that stores
+vectors under the key.
 
 `tfaudio store info | compact | gc` (`tfaudio.store.maintenance`) show and tidy the store.
 """
@@ -47,7 +50,7 @@ import numpy as np
 from tfaudio.assets import sha256_of, tfaudio_home
 from tfaudio.data.dataset import Clip
 from tfaudio.errors import TfaudioWarning
-from tfaudio.store.formats import FORMATS, format_of
+from tfaudio.store.formats import FORMATS, DamagedOutput, check_rows, format_of
 
 #: A pooling name, or "frames" for the frame-level embeddings themselves.
 FRAMES = "frames"
@@ -104,22 +107,35 @@ class EmbeddingStore:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def lookup(self, key: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
-        """The stored vectors among `hashes`: hash -> float32 [dim] (or [frames, dim])."""
+    def lookup(self, key: str, hashes: Iterable[str], dim: int | None = None) -> dict[str, np.ndarray]:
+        """The stored vectors among `hashes`: hash -> float32 [dim] (or [frames, dim]).
 
+        dim: the values each vector (each frame, for frame-level keys) must have; None: the
+        length most of the vectors read have. A shard holding a vector of another length or a
+        value that is not finite is moved aside (`quarantined`) and its vectors are not served,
+        so the clips are recomputed.
+        """
         folder = self._folder(key)
         wanted = set(hashes)
         if not wanted or not folder.is_dir():
             return {}
         _touch(folder)
-        found: dict[str, np.ndarray] = {}
+        read: dict[str, dict[str, np.ndarray]] = {}
         for shard, rows in self._locate(folder, wanted).items():
             try:
-                found.update(_read_rows(folder / shard, rows))
+                read[shard] = _read_rows(folder / shard, rows)
             except FileNotFoundError:  # compacted or collected meanwhile: found again next time
                 continue
             except Exception as err:  # noqa: BLE001 - any unreadable shard is moved aside, not fatal
                 self._quarantine(folder / shard, err)
+        expected = dim if dim is not None else common_width(v for vectors in read.values() for v in vectors.values())
+        found: dict[str, np.ndarray] = {}
+        for shard, vectors in read.items():
+            problem = next(filter(None, (vector_problem(v, expected) for v in vectors.values())), None)
+            if problem:
+                self._quarantine(folder / shard, ValueError(problem))
+            else:
+                found.update(vectors)
         return found
 
     def contains(self, key: str, hashes: Iterable[str]) -> set[str]:
@@ -204,7 +220,7 @@ class EmbeddingStore:
         except OSError:
             target = path  # cannot move it (read-only store): still skip it
         self.quarantined.append(target)
-        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        detail = _first_line(err)
         self.on_problem(f"{path}: damaged shard ({detail}); moved to {target}, its clips will be recomputed")
 
     # -- writing -------------------------------------------------------------------------------
@@ -224,9 +240,40 @@ class EmbeddingStore:
         folder = self._folder(key)
         folder.mkdir(parents=True, exist_ok=True)
         about = folder / "identity.json"
-        if not about.exists():
+        if read_identity(about) is None:  # missing, or damaged: written (again)
             _atomic_write(about, json.dumps(identity, indent=2, sort_keys=True, default=str).encode())
         _write_shard(folder, list(hashes), arrays, frames)
+
+
+def read_identity(path: Path) -> dict | None:
+    """A key's identity.json, or None when it is missing or damaged (not a JSON object)."""
+    try:
+        about = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return about if isinstance(about, dict) else None
+
+
+def vector_problem(vector: np.ndarray, width: int | None) -> str | None:
+    """Why a vector read back (float32 [dim], or [frames, dim]) cannot be served, or None.
+
+    width: the values it (each of its frames) must have; None: any."""
+    if vector.size == 0:
+        return "an empty vector"
+    if width is not None and vector.shape[-1] != width:
+        return f"a vector of {vector.shape[-1]} values where {width} are expected"
+    if not np.isfinite(vector).all():
+        return "a vector with values that are not finite (NaN or inf)"
+    return None
+
+
+def common_width(vectors: Iterable[np.ndarray]) -> int | None:
+    """The length (per frame) that most of `vectors` have; None for none."""
+    counts: dict[int, int] = {}
+    for vector in vectors:
+        counts[vector.shape[-1]] = counts.get(vector.shape[-1], 0) + 1
+    return max(counts, key=counts.get) if counts else None
+
 
 # -- reading embedding outputs (`tfaudio embed --out DIR`) ---------------------------------------
 
@@ -245,7 +292,9 @@ def read_embeddings(path: str | os.PathLike, model: str | None = None, *, frames
     frames: the frame-level output `<model>_frames`), a sharded folder itself (with
     `_manifest.json`), or a single output file. Files of every format of `formats.FORMATS` are
     read (TFRecord shards too). Sharded outputs are read through their manifest, so shards of
-    an unfinished run that the manifest does not name are never mixed in.
+    an unfinished run that the manifest does not name are never mixed in. Every file read is
+    checked (`formats.check_rows`: the manifest's vector length and row count, finite values):
+    a damaged one raises `formats.DamagedOutput` naming it.
     """
     path = Path(path)
     if model is not None:
@@ -257,23 +306,57 @@ def read_embeddings(path: str | os.PathLike, model: str | None = None, *, frames
             raise FileNotFoundError(f"no {name} output in {path} (looked for {looked})")
         path = found
     if path.is_file():
-        return _read_files([path], batches)
+        return _read_files([(path, None)], batches)
     if not (path / MANIFEST).exists():
         raise FileNotFoundError(f"{path}: neither an output file nor a sharded output (no {MANIFEST})")
-    manifest = json.loads((path / MANIFEST).read_text())
-    return _read_files([path / shard["name"] for shard in manifest["shards"]], batches)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        parts = [(path / shard["name"], shard.get("rows")) for shard in manifest["shards"]]
+        dim = manifest.get("dim")
+    except (ValueError, KeyError, TypeError) as err:
+        raise DamagedOutput(path / MANIFEST, f"not a manifest: {err}") from None
+    return _read_files(parts, batches, dim)
 
 
-def _read_files(paths: list[Path], batches: bool):
-    """Output files (each read by the format its suffix names) as one DataFrame, or batches."""
+def _read_files(parts: list[tuple[Path, int | None]], batches: bool, dim: int | None = None):
+    """Output files (each read by the format its suffix names) with the rows each should hold
+    (None: any) as one DataFrame, or batches; each checked by `formats.check_rows`."""
     import pyarrow as pa
 
     if batches:
-        return (batch for p in paths for batch in format_of(p).batches(p))
-    tables = [format_of(p).read(p, None) for p in paths]
+        return (batch for path, _ in parts for batch in _checked_batches(path, dim))
+    tables = [read_output_file(path, dim, rows) for path, rows in parts]
     if not tables:
         return pa.table({}).to_pandas()
     return pa.concat_tables(tables, promote_options="default").to_pandas()
+
+
+def read_output_file(path: Path, dim: int | None = None, rows: int | None = None):
+    """One output file as a pyarrow Table, checked (`formats.check_rows`); DamagedOutput naming
+    it when it cannot be read or holds wrong rows."""
+    try:
+        table = format_of(path).read(path, None)
+    except FileNotFoundError:
+        raise DamagedOutput(path, "the file is missing") from None
+    except Exception as err:  # noqa: BLE001 - pyarrow and TensorFlow raise many kinds for a damaged file
+        raise DamagedOutput(path, _first_line(err)) from None
+    check_rows(table, path, dim, rows)
+    return table
+
+
+def _checked_batches(path: Path, dim: int | None):
+    try:
+        for batch in format_of(path).batches(path):
+            check_rows(batch, path, dim)
+            yield batch
+    except DamagedOutput:
+        raise
+    except Exception as err:  # noqa: BLE001 - as in read_output_file
+        raise DamagedOutput(path, _first_line(err)) from None
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 def hash_clips(clips: Sequence[Clip], workers: int = 4) -> list[str | None]:

@@ -17,6 +17,9 @@ as float32 columns `e0000, e0001, ...`; schema metadata (a single file's stamp) 
 formats that write one file. A TFRecord holds one `tf.train.Example` per row with those fields,
 the vector as one float list `embedding` (a missing fold is -1, a missing group ""). pyarrow and
 TensorFlow are imported only when a file is written or read.
+
+What is read is checked (`check_rows`): a file whose vectors have the wrong length or values
+that are not finite is damaged (`DamagedOutput`, naming it), never passed on as vectors.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from tfaudio.errors import TfaudioError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -62,6 +67,36 @@ class OutputFormat:
 def is_vector_column(name: str) -> bool:
     """Whether an output column holds one value of the vector (`e0000`, `e0001`, ...)."""
     return name[:1] == "e" and name[1:].isdigit()
+
+
+class DamagedOutput(TfaudioError, ValueError):
+    """An output file that cannot be read as vectors, or holds wrong ones; the message names
+    it and how to get a good one (run `tfaudio embed` again: it rewrites a damaged output)."""
+
+    def __init__(self, path: Path, problem: str):
+        super().__init__(f"{path}: damaged embedding output ({problem}); run `tfaudio embed` again to rewrite it")
+
+
+def check_rows(rows: pa.Table | pa.RecordBatch, path: Path, dim: int | None = None,
+               count: int | None = None) -> None:
+    """Raise DamagedOutput unless the output rows read from `path` hold `dim` vector columns
+    (None: any number, at least one), `count` rows (None: any) and only finite values. A single
+    file of frame rows (`EmbeddingTable.write`) holds its vectors as one list column `vector`."""
+    import pyarrow.compute as pc
+
+    names = [name for name in rows.schema.names if is_vector_column(name)]
+    if not names and "vector" in rows.schema.names and dim is None:
+        columns = [("vector", pc.list_flatten(rows.column("vector")))]
+    else:
+        if not names or (dim is not None and len(names) != dim):
+            raise DamagedOutput(path, f"{len(names)} vector values per row where {dim or 'some'} are expected")
+        columns = [(name, rows.column(name)) for name in names]
+    if count is not None and rows.num_rows != count:
+        raise DamagedOutput(path, f"{rows.num_rows} rows where the manifest lists {count}")
+    for name, values in columns:
+        # Nulls read as NaN: a missing value is as wrong as a NaN one.
+        if not np.isfinite(values.to_numpy(zero_copy_only=False)).all():
+            raise DamagedOutput(path, f"values that are not finite (NaN or inf) or missing in column {name}")
 
 
 # -- Parquet ----------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Sequence
@@ -17,7 +16,13 @@ from tfaudio.store import (
     _atomic_write_table,
     _index_table,
     _write_shard,
+    common_width,
+    read_identity,
+    vector_problem,
 )
+
+#: What `info` shows as the model of a key whose identity.json cannot be read.
+DAMAGED_IDENTITY = "(identity damaged)"
 
 
 @dataclass(frozen=True)
@@ -35,13 +40,19 @@ class KeyInfo:
 
 
 def info(store: EmbeddingStore) -> list[KeyInfo]:
-    """Every key of the store with its size (reads the indexes, rebuilding stale ones)."""
+    """Every key of the store with its size (reads the indexes, rebuilding stale ones). A key
+    whose identity.json is damaged is listed with the model DAMAGED_IDENTITY and reported
+    through the store's on_problem; its vectors stay usable (they are found by the key)."""
     import pyarrow.compute as pc
 
     rows = []
     for key in store.keys():
         folder = store._folder(key)
-        about = json.loads((folder / "identity.json").read_text())
+        about = read_identity(folder / "identity.json")
+        if about is None:
+            store.on_problem(f"{folder / 'identity.json'}: damaged (not a JSON object); key {key} is listed "
+                             "without its model, and the next run that stores vectors under it writes it again")
+            about = {"model": DAMAGED_IDENTITY}
         index = store._index(folder)
         shards = list(folder.glob("part-*.parquet"))
         rows.append(KeyInfo(
@@ -73,20 +84,23 @@ def compact(store: EmbeddingStore, keys: Sequence[str] = ()) -> dict[str, tuple[
             continue
         seen: set[str] = set()
         new, pending, size, frames = [], [], 0, False
+        width = common_width(first for first in map(_first_vector, old) if first is not None)
         for path in old:
             try:
                 table = pq.read_table(path)
+                rows = _rows(table)
+                problem = next(filter(None, (vector_problem(vector, width) for _, vector in rows)), None)
+                if problem:
+                    raise ValueError(problem)
             except Exception as err:  # noqa: BLE001 - moved aside like in a lookup
                 store._quarantine(path, err)
                 continue
-            counts = table.column("frames").to_numpy()
-            for digest, count, vector in zip(table.column("audio_sha256").to_pylist(), counts,
-                                             table.column("vector").to_numpy(zero_copy_only=False)):
+            for digest, vector in rows:
                 if digest in seen:
                     continue
                 seen.add(digest)
-                frames = count >= 0
-                pending.append((digest, vector.reshape(int(count), -1) if frames else vector))
+                frames = vector.ndim == 2
+                pending.append((digest, vector))
                 size += vector.nbytes
                 if size >= COMPACT_SHARD_BYTES:
                     new.append(_write_shard(folder, [d for d, _ in pending], [v for _, v in pending], frames, "c"))
@@ -129,6 +143,26 @@ def gc(store: EmbeddingStore, *, keys: Sequence[str] = (), unused_days: float | 
             if not dry_run:
                 path.unlink(missing_ok=True)
     return removed
+
+
+def _rows(table) -> list[tuple[str, object]]:
+    """(audio sha256, vector float32 [dim] or [frames, dim]) per row of a shard's table."""
+    counts = table.column("frames").to_numpy()
+    vectors = table.column("vector").to_numpy(zero_copy_only=False)
+    return [(digest, vector.reshape(int(count), -1) if count >= 0 else vector)
+            for digest, count, vector in zip(table.column("audio_sha256").to_pylist(), counts, vectors)]
+
+
+def _first_vector(path: Path):
+    """The first vector of a shard (reading its first row group), or None if it cannot be read:
+    what `compact` takes the key's vector length from, by majority."""
+    import pyarrow.parquet as pq
+
+    try:
+        rows = _rows(pq.ParquetFile(path).read_row_group(0, columns=["audio_sha256", "frames", "vector"]))
+    except Exception:  # noqa: BLE001 - the shard is quarantined when compact reads it
+        return None
+    return rows[0][1] if rows else None
 
 
 def _size(path: Path) -> int:

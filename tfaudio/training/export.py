@@ -15,10 +15,19 @@ beside its final one and renamed into place once ``assets/tfaudio.json`` is in i
 killed half-way leaves only a hidden ``.<version>.partial-*`` folder that loading ignores.
 Loading uses the highest *complete* version (saved_model.pb and assets/tfaudio.json), passing
 over, with an ExportWarning, a version left incomplete by an older tfaudio or by hand.
+
+A SavedModel's graph is a program (its ops can read and write files), so an export is
+identified before its graph is loaded (`identify`): tfaudio.json must be a tfaudio classifier's
+metadata, saved_model.pb must parse, hash to the digest tfaudio.json records for it and declare
+the serving signature above (read from the protocol buffer, nothing run). A folder that fails
+is refused with an ExportError naming the file and the fix. This identifies tfaudio's exports
+and catches damage; it does not authenticate them: whoever can write an export can write its
+tfaudio.json too, so load only models from people you trust (docs/safety.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -33,6 +42,10 @@ from tfaudio.errors import TfaudioError, TfaudioWarning
 
 SIGNATURE = "serving_default"
 METADATA_FILE = "tfaudio.json"
+#: tfaudio.json's "format": what marks the metadata of a tfaudio classifier export.
+EXPORT_FORMAT = "tfaudio-classifier"
+#: tfaudio.json's key for the sha256 of saved_model.pb, recorded at export.
+GRAPH_DIGEST = "saved_model_sha256"
 TFLITE_FILE = "model.tflite"
 MIN_SECONDS = 0.1
 #: Windows the exported model runs through the classifier per call (more when the batch has
@@ -153,8 +166,9 @@ def serving_function(classifier, class_names, num_samples: int, max_windows: int
 
 def export_savedmodel(classifier, metadata: dict, model_dir: str | os.PathLike, version: int | None = None) -> Path:
     """Write ``model_dir/<version>/`` (default: one above the highest present, 1 for a new
-    folder) and return it. metadata must hold class_names and num_samples (see
-    tfaudio.training.TrainResult.metadata)."""
+    folder) and return it. metadata must hold class_names, sample_rate and num_samples (see
+    tfaudio.training.TrainResult.metadata); assets/tfaudio.json holds it with the format mark
+    EXPORT_FORMAT and the sha256 of saved_model.pb (GRAPH_DIGEST), which `identify` checks."""
     from tfaudio.quiet import keras
     from tfaudio.quiet import tf
 
@@ -181,7 +195,9 @@ def export_savedmodel(classifier, metadata: dict, model_dir: str | os.PathLike, 
         archive.write_out(str(partial), verbose=False)
         assets = partial / "assets"
         assets.mkdir(exist_ok=True)
-        (assets / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+        # What `identify` knows a tfaudio export by, before loading its graph.
+        recorded = {**metadata, "format": EXPORT_FORMAT, GRAPH_DIGEST: _sha256(partial / "saved_model.pb")}
+        (assets / METADATA_FILE).write_text(json.dumps(recorded, indent=2))
         if target.exists():  # another export took this number meanwhile
             raise ExportError(f"{target}: appeared during the export; export again to get the next version")
         partial.rename(target)
@@ -241,17 +257,96 @@ class ServedModel:
 
 
 def load(path: str | os.PathLike) -> ServedModel:
-    """Load ``saved_models/NAME`` (its highest version) or a version folder."""
+    """Load ``saved_models/NAME`` (its highest version) or a version folder, once `identify`
+    has found it a tfaudio export; ExportError naming the file otherwise."""
     from tfaudio.quiet import tf
 
     version = resolve_version(path)
-    meta_path = version / "assets" / METADATA_FILE
-    if not meta_path.is_file():
-        raise ExportError(f"{version}: no assets/{METADATA_FILE}; not a model exported by tfaudio")
-    metadata = json.loads(meta_path.read_text())
-    loaded = tf.saved_model.load(str(version))
-    if SIGNATURE not in loaded.signatures:
-        raise ExportError(f"{version}: the SavedModel has no '{SIGNATURE}' signature")
-    served = ServedModel(version, metadata, loaded.signatures[SIGNATURE])
+    metadata = identify(version)
+    try:
+        loaded = tf.saved_model.load(str(version))
+        signature = loaded.signatures[SIGNATURE]
+    except Exception as err:  # noqa: BLE001 - TensorFlow raises many kinds for a damaged variables/ folder
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExportError(f"{version}: the SavedModel does not load ({detail}); export the model again "
+                          f"(tfaudio train --out)") from None
+    served = ServedModel(version, metadata, signature)
     served._loaded = loaded  # keeps the variables alive as long as the signature is used
     return served
+
+
+def identify(version: str | os.PathLike) -> dict:
+    """The metadata of the tfaudio export in `version`, checked without loading its graph.
+
+    tfaudio.json must be JSON holding this format's class_names, sample_rate and num_samples;
+    saved_model.pb must parse as a SavedModel, match the digest tfaudio.json records for it
+    (exports written before the digest was recorded have none to match), and declare the
+    `serving_default` signature waveform float32 [batch, samples] -> probabilities [batch,
+    classes] and label. Raises ExportError naming the file, what is wrong and the fix.
+    """
+    version = Path(version)
+    metadata = _metadata(version / "assets" / METADATA_FILE)
+    graph = version / "saved_model.pb"
+    recorded = metadata.get(GRAPH_DIGEST)
+    if recorded is not None and recorded != _sha256(graph):
+        raise ExportError(f"{graph}: changed since it was exported (its sha256 is not the one {METADATA_FILE} "
+                          f"records): damaged or replaced; export the model again (tfaudio train --out)")
+    _check_signature(graph, len(metadata["class_names"]))
+    return metadata
+
+
+def _metadata(path: Path) -> dict:
+    """tfaudio.json, checked to be a tfaudio classifier's."""
+    fix = "export the model again (tfaudio train --out); predict takes only folders that tfaudio train exported"
+    try:
+        metadata = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ExportError(f"{path}: missing; not a model exported by tfaudio ({fix})") from None
+    except (OSError, ValueError) as err:
+        raise ExportError(f"{path}: not readable JSON ({err}); {fix}") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != EXPORT_FORMAT:
+        raise ExportError(f"{path}: not the metadata of a tfaudio export (no \"format\": \"{EXPORT_FORMAT}\"); {fix}")
+    names = metadata.get("class_names")
+    if not (isinstance(names, list) and len(names) >= 2 and all(isinstance(n, str) for n in names)):
+        raise ExportError(f"{path}: class_names must be a list of at least two names; {fix}")
+    for key in ("sample_rate", "num_samples"):
+        if not (isinstance(metadata.get(key), int) and metadata[key] > 0):
+            raise ExportError(f"{path}: {key} must be a positive whole number, not {metadata.get(key)!r}; {fix}")
+    return metadata
+
+
+def _check_signature(graph: Path, classes: int) -> None:
+    """saved_model.pb parses and declares the serving signature of a tfaudio export (read from
+    the protocol buffer: nothing of the graph runs)."""
+    from tfaudio.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # first, so that the protocol buffer's import prints nothing
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    fix = "export the model again (tfaudio train --out)"
+    proto = saved_model_pb2.SavedModel()
+    try:
+        proto.ParseFromString(graph.read_bytes())
+    except OSError as err:
+        raise ExportError(f"{graph}: cannot be read ({err.strerror or err}); {fix}") from None
+    except Exception as err:  # noqa: BLE001 - protobuf's DecodeError and kin: a damaged file
+        raise ExportError(f"{graph}: not a SavedModel (it does not parse: {err}); damaged or truncated; "
+                          f"{fix}") from None
+    signatures = [g.signature_def[SIGNATURE] for g in proto.meta_graphs if "serve" in g.meta_info_def.tags
+                  and SIGNATURE in g.signature_def]
+    if not signatures:
+        raise ExportError(f"{graph}: has no '{SIGNATURE}' signature for serving, so it is not a tfaudio export; {fix}")
+    inputs, outputs = signatures[0].inputs, signatures[0].outputs
+    dims = [d.size for d in outputs["probabilities"].tensor_shape.dim] if "probabilities" in outputs else []
+    if (set(inputs) != {"waveform"} or not {"probabilities", "label"} <= set(outputs)
+            or dims[-1:] not in ([classes], [-1])):
+        shown = f"({', '.join(sorted(inputs))}) -> ({', '.join(sorted(outputs))})"
+        raise ExportError(f"{graph}: its '{SIGNATURE}' signature is {shown}, not a tfaudio export's (waveform) -> "
+                          f"(label, probabilities of the {classes} classes {METADATA_FILE} names); {fix}")
+
+
+def _sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as err:
+        raise ExportError(f"{path}: cannot be read ({err.strerror or err})") from None

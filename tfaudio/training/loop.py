@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from tfaudio import outputs
+from tfaudio.data.audio import printable_path
 from tfaudio.data.dataset import Dataset, Problem, load_dataset
 from tfaudio.quiet import import_tensorflow_quietly
 from tfaudio.training.config import TrainConfig, TrainingError
@@ -90,8 +91,9 @@ def train(
     from tfaudio.training.backbones import build
 
     parts = build(config, len(plan.dataset.classes), plan.num_samples, plan.weights_path)
-    rows: list[dict] = []
     scratch = plan.logdir or Path(tempfile.mkdtemp(prefix="tfaudio-train-"))
+    _check_room(parts.classifier.count_params(), out, scratch, tflite)  # before the training, not at the export
+    rows: list[dict] = []
     (scratch / "checkpoints").mkdir(parents=True, exist_ok=True)
     phase1 = _frozen_phase(plan, examples, parts, rows, scratch, progress, timings)
     phase2 = _fine_tune_phase(plan, examples, parts, rows, scratch, phase1, progress, timings)
@@ -361,21 +363,62 @@ def _result(plan: _Plan, examples: _Examples, parts, rows: list[dict], phase1: _
     )
 
 
+#: Bytes per parameter in a checkpoint or an export (float32), and what a file holds beyond its
+#: weights (graph, metadata, format), with a tenth more for luck.
+_PARAMETER_BYTES, _FILE_OVERHEAD, _MARGIN = 4, 1 << 20, 1.1
+#: What a log folder holds beyond its checkpoints: curves.html (Plotly inline), curves.png, TensorBoard events.
+_LOGS_BYTES = 8 << 20
+
+
+def _check_room(parameters: int, out, scratch: Path, tflite: bool) -> None:
+    """TrainingError, before any epoch, when the export (`out`, with its TFLite copy) or the
+    checkpoints and logs (`scratch`) will not fit the free space of their disks; the sizes are
+    estimated from the model's `parameters`."""
+    weights = int(parameters * _PARAMETER_BYTES * _MARGIN) + _FILE_OVERHEAD
+    needs = {scratch: ("checkpoints and logs", 2 * weights + _LOGS_BYTES)}  # one best checkpoint per phase
+    if out is not None:
+        needs[Path(out)] = ("the export", weights * (2 if tflite else 1))
+    by_disk: dict[int, list[tuple[Path, str, int]]] = {}
+    for place, (what, size) in needs.items():
+        existing = outputs.existing_part(place)
+        by_disk.setdefault(os.stat(existing).st_dev, []).append((place, what, size))
+    for entries in by_disk.values():
+        total, free = sum(size for *_, size in entries), outputs.free_bytes(entries[0][0])
+        if total > free:
+            wanted = "; ".join(f"{what} in {printable_path(place)} about {outputs.size_text(size)}"
+                               for place, what, size in entries)
+            raise TrainingError(f"not enough room: {wanted} ({parameters:,} parameters), but only "
+                                f"{outputs.size_text(free)} is free there; free some space or choose another "
+                                "--out / --logdir")
+
+
 def _keep_outputs(result: TrainResult, scratch: Path, out, tflite: bool) -> None:
-    """The run's files in its log folder (without one, its scratch checkpoints are deleted),
-    then the export when `out` is given."""
+    """The export when `out` is given, then the run's files in its log folder (without one, its
+    scratch checkpoints are deleted once the export is safe). A disk that fills up during the
+    export is one TrainingError naming where the checkpoints are kept."""
+    if out is not None:
+        from tfaudio.training.export import export_savedmodel, export_tflite
+
+        try:
+            result.export_dir = export_savedmodel(result.classifier, result.metadata(), out)
+            if tflite:
+                export_tflite(result.export_dir)
+        except Exception as err:  # TensorFlow's ResourceExhaustedError is no OSError
+            if not outputs.is_disk_full(err):
+                raise
+            kept = sorted(p.name for p in (scratch / "checkpoints").glob("*.weights.h5"))
+            raise TrainingError(
+                f"{printable_path(out)}: no space left on its disk ({outputs.size_text(outputs.free_bytes(out))} "
+                f"free), so the model was not exported; the trained weights are kept in "
+                f"{printable_path(scratch / 'checkpoints')} ({', '.join(kept) or 'none written'}); free some space "
+                "and train again"
+            ) from None
     if result.logdir is not None:
         _write_run(result, result.logdir)
     else:  # the checkpoints only served this run
         import shutil
 
         shutil.rmtree(scratch, ignore_errors=True)
-    if out is not None:
-        from tfaudio.training.export import export_savedmodel, export_tflite
-
-        result.export_dir = export_savedmodel(result.classifier, result.metadata(), out)
-        if tflite:
-            export_tflite(result.export_dir)
 
 
 def _decode(dataset, indices, desc, progress):

@@ -119,13 +119,15 @@ def visualize_tables(
     if out.is_dir():
         raise VizError(f"--out {out} is a folder; give an .html file name")
     results, notes = _measure(points, projection, separability)
+    notes = [printable_path(note) for note in notes]  # they quote class names, which may not be UTF-8
     clips, thumbs = _media(points, media, out, progress)
     document = _page(points, results, notes, clips, thumbs, projection, media, title)
     out.parent.mkdir(parents=True, exist_ok=True)
     outputs.write_text(out, document)  # whole or not at all: an earlier page survives a failed write
     _warn(notes)
     classes = len(points.dataset.classes)
-    return Visualization(out, len(clips), classes, tuple(results), points.skipped, tuple(notes), len(document.encode()))
+    size = len(document.encode("utf-8", "backslashreplace"))  # as write_text wrote it
+    return Visualization(out, len(clips), classes, tuple(results), points.skipped, tuple(notes), size)
 
 
 def _measure(points: PointSet, projection: ProjectionConfig,
@@ -165,7 +167,10 @@ def _media(points: PointSet, media: MediaConfig, out: Path, progress: bool) -> t
         data_uri(thumbnail_png(image, media.thumbnail_width, media.thumbnail_height), "image/png")
         for image in rendered.images
     ]
-    clips = page.clip_rows(files, [c.label for c in points.clips], [c.fold for c in points.clips], sources)
+    # Names reach the page in their printable form: a class folder named in bytes that are not
+    # UTF-8 shows as `noi\xfese`, as on the terminal, not as a surrogate no encoder accepts.
+    labels = [printable_path(c.label) for c in points.clips]
+    clips = page.clip_rows([printable_path(f) for f in files], labels, [c.fold for c in points.clips], sources)
     return clips, thumbs
 
 
@@ -180,7 +185,7 @@ def _panel(result: PanelResult, method: str):
         "umap": f", {settings.get('neighbors')} neighbours, seed {settings.get('seed')}",
     }[method]
     return page.Panel(
-        title=result.name,
+        title=printable_path(result.name),
         subtitle=f"{result.dim}-d, {result.pooling} pooling · {_METHOD_NAMES[method]}{detail}",
         coords=result.projection.coords,
         x_title=result.projection.x_title,
@@ -207,16 +212,17 @@ def _page(points: PointSet, results: list[PanelResult], notes: list[str], clips,
         "standard deviation over the cross-validation splits. The 2-D points come from a projection of all clips "
         "(labels unused), so the 2-D figure measures the picture, not a model on unseen clips."
     )
-    classes = list(dataset.classes)
+    classes = [printable_path(name) for name in dataset.classes]  # as the clip rows name them (_media)
     return page.render(
-        title=title or f"{_METHOD_NAMES[projection.method]} of {printable_path(dataset.root.name or dataset.root)}",
+        title=(printable_path(title) if title
+               else f"{_METHOD_NAMES[projection.method]} of {printable_path(dataset.root.name or dataset.root)}"),
         about=[
             f"{len(clips)} clips, {len(classes)} classes, from {printable_path(dataset.root)}",
             "Audio linked relative to this page" if media.link_audio
             else f"Audio embedded: first {media.max_seconds:g} s of each clip at {media.audio_rate} Hz",
         ],
         notes=notes,
-        skipped=[(p.path, p.reason) for p in points.skipped],
+        skipped=[(printable_path(p.path), p.reason) for p in points.skipped],
         clips=clips,
         classes=classes,
         thumbs=thumbs,

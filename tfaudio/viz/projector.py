@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tfaudio import outputs
+from tfaudio.data.audio import printable_path
 from tfaudio.viz.media import MediaConfig, png_bytes, render_clips, sprite
 from tfaudio.viz.points import PointSet, VizError, check_finite
 
@@ -65,8 +66,9 @@ def tensor_names(names) -> list[str]:
 
 
 def _cell(value) -> str:
-    """A metadata field: tabs and line breaks would split the row, so they become spaces."""
-    text = "" if value is None else str(value)
+    """A metadata field: tabs and line breaks would split the row, so they become spaces; a name
+    that is not UTF-8 is shown in its printable form."""
+    text = "" if value is None else printable_path(str(value))
     return " ".join(text.replace("\t", " ").splitlines())
 
 

@@ -17,6 +17,20 @@ if TYPE_CHECKING:
 
 #: Values per frame vector: the channels of the network's last block, fixed by the released weights.
 EMBEDDING_SIZE = 1024
+#: (kind, stride, filters) per block; every kernel is 3x3 (pointwise convolutions are 1x1).
+#: MobileNet v1's body, as its paper's table gives it ("5x" the stride-1 512-filter block).
+BLOCKS = (
+    ("conv", 2, 32),
+    ("separable", 1, 64),
+    ("separable", 2, 128),
+    ("separable", 1, 128),
+    ("separable", 2, 256),
+    ("separable", 1, 256),
+    ("separable", 2, 512),
+    *5 * [("separable", 1, 512)],
+    ("separable", 2, EMBEDDING_SIZE),
+    ("separable", 1, EMBEDDING_SIZE),
+)
 
 
 @dataclass(frozen=True)

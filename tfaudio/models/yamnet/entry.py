@@ -37,4 +37,10 @@ def build(source: str, params: YamnetParams = YamnetParams()) -> Representation:
     )
 
 
-ENTRY = ModelEntry(card(), weights_file(weights.YAMNET_H5), build)
+def check(source: str) -> str | None:
+    from tfaudio.models.yamnet.weights_check import weights_problem  # h5py, only when asked
+
+    return weights_problem(source)
+
+
+ENTRY = ModelEntry(card(), weights_file(weights.YAMNET_H5), build, check)

@@ -40,23 +40,9 @@ from tfaudio.quiet import keras, tf  # TensorFlow imported without its start-up 
 from tfaudio.assets import YAMNET_CLASS_MAP, YAMNET_H5, WeightsError, sha256_of
 from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
 from tfaudio.models.grouping import leading_mask, over_masked, waveform_graph
-from tfaudio.models.yamnet.config import EMBEDDING_SIZE, YamnetParams, yamnet_identity
+from tfaudio.models.yamnet.config import BLOCKS, EMBEDDING_SIZE, YamnetParams, yamnet_identity
 
-# (kind, stride, filters) per block; every kernel is 3x3 (pointwise convolutions are 1x1).
-# MobileNet v1's body, as its paper's table gives it ("5x" the stride-1 512-filter block).
-_BLOCKS = (
-    ("conv", 2, 32),
-    ("separable", 1, 64),
-    ("separable", 2, 128),
-    ("separable", 1, 128),
-    ("separable", 2, 256),
-    ("separable", 1, 256),
-    ("separable", 2, 512),
-    *5 * [("separable", 1, 512)],
-    ("separable", 2, EMBEDDING_SIZE),
-    ("separable", 1, EMBEDDING_SIZE),
-)
-NUM_BLOCKS = len(_BLOCKS)
+NUM_BLOCKS = len(BLOCKS)
 #: Patches through the network at once (~1.2 GB of activations); more are done in groups.
 MAX_PATCHES_PER_CALL = 1024
 
@@ -150,7 +136,7 @@ def build_network(params: YamnetParams = YamnetParams(), name: str = "yamnet") -
 
     inputs = keras.Input((params.patch_frames, params.patch_bands), name="log_mel_patches")
     x = keras.layers.Reshape((params.patch_frames, params.patch_bands, 1), name="reshape")(inputs)
-    for index, (kind, stride, filters) in enumerate(_BLOCKS, start=1):
+    for index, (kind, stride, filters) in enumerate(BLOCKS, start=1):
         block = f"layer{index}"
         if kind == "conv":
             x = keras.layers.Conv2D(
@@ -316,7 +302,7 @@ def infer_patches(network: keras.Model, patches: tf.Tensor) -> tuple[tf.Tensor, 
     The folding reads the variables on every call, so fine-tuned or reloaded weights apply.
     """
     x = patches[..., tf.newaxis]
-    for index, (kind, _, _) in enumerate(_BLOCKS, start=1):
+    for index, (kind, _, _) in enumerate(BLOCKS, start=1):
         for part in ("conv",) if kind == "conv" else ("depthwise_conv", "pointwise_conv"):
             conv = network.get_layer(f"layer{index}_{part}")
             kernel, bias = _folded(conv, network.get_layer(f"layer{index}_{part}_bn"))
