@@ -21,8 +21,8 @@ def describe(folder: Path, header: dict, missing: list[str] | None, building: bo
     lines = [
         f"index:        {shown(folder)} (generation {header['generation']}, tfaudio {header['tfaudio']})",
         f"model:        {header['model']} ({header['precision']}), dim {header['dim']}",
-        f"windows:      every {header['hop']:g} s ({header['frames_per_window']} frame(s) of {header['frame_hop']:g} s "
-        "each)",
+        f"windows:      {_window_length(header):.2f} s every {header['hop']:g} s ({header['frames_per_window']} model "
+        f"frame(s) each)",
         f"files:        {header['files']}, {len(header.get('skipped', []))} skipped at build",
         f"vectors:      {header['vectors']} in {len(shards)} shard(s)",
     ]
@@ -67,3 +67,8 @@ def _bytes(count: float) -> str:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1024
     return f"{count:.1f} TB"
+
+
+def _window_length(header: dict) -> float:
+    """Seconds of audio one indexed window covers: its frames' hops plus what the last frame sees."""
+    return (header["frames_per_window"] - 1) * header["frame_hop"] + header["frame_span"]
