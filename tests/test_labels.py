@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,16 @@ def test_add_query_undo_and_the_frame(tmp_path):
             store.add(owl, 0, 1, "owl", "maybe")
         summary = store.summary().text()
     assert "1 annotations of 1 files" in summary and "annotators: ana 1" in summary
+
+
+def test_latest_filters_the_current_judgement_not_the_older_ones(tmp_path):
+    store = LabelStore(tmp_path / "labels.db")
+    store.add("/x/a.wav", 0, 1, "owl", "positive", annotator="ana", time="2026-01-01T00:00:00+00:00")
+    store.add("/x/a.wav", 0, 1, "owl", "negative", annotator="bo", time="2026-01-02T00:00:00+00:00")
+    assert store.query(label="owl", kind="positive", latest=True) == []  # changed to negative since
+    assert [a.kind for a in store.query(label="owl", latest=True)] == ["negative"]
+    assert store.query(annotator="ana", latest=True) == []  # ana's judgement is not the current one
+    assert [a.annotator for a in store.query(kind="positive")] == ["ana"]  # the history keeps it
 
 
 def test_windows_take_the_kind_of_the_labels_they_overlap():
@@ -234,13 +245,29 @@ def test_an_older_store_is_upgraded_in_place(tmp_path, monkeypatch):
 
     with LabelStore(tmp_path / "labels.db") as store:
         kept = store.add("/x.wav", 0, 1, "owl")
-    # The next tfaudio adds a column: version 1 stores are brought up to version 2 when opened.
+    # The next tfaudio adds a column: stores of this version are brought up to the next when opened.
+    now = schema.SCHEMA_VERSION
     monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, "ALTER TABLE annotations ADD COLUMN note TEXT"))
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", now + 1)
     with LabelStore(tmp_path / "labels.db") as store:
         assert list(store) == [kept]
-        assert store._db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert store._db.execute("PRAGMA user_version").fetchone()[0] == now + 1
         assert "note" in [row[1] for row in store._db.execute("PRAGMA table_info(annotations)")]
+
+
+def test_a_version_1_store_keeps_its_labels_and_never_reuses_an_undone_id(tmp_path, monkeypatch):
+    from tfaudio.labels import schema
+
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])  # a store written by tfaudio with schema 1
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
+    with LabelStore(tmp_path / "labels.db") as store:
+        kept = [store.add("/x.wav", 0, 1, "owl"), store.add("/x.wav", 1, 2, "owl", "negative", annotator="ana")]
+    monkeypatch.undo()
+    with LabelStore(tmp_path / "labels.db") as store:
+        assert list(store) == kept and store._db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+        undone = store.add("/x.wav", 2, 3, "owl")
+        store.undo()
+        assert store.add("/x.wav", 3, 4, "owl").id > undone.id  # an undo sent late cannot hit a newer label
 
 
 # -- kills and two writers --------------------------------------------------------------------------
@@ -307,6 +334,29 @@ def test_two_writers_at_once_lose_nothing(tmp_path):
     with LabelStore(database) as store:
         assert len(store) == 2 * count
         assert {(a.annotator, a.start) for a in store} == {(n, float(i)) for n in ("ana", "bo") for i in range(count)}
+
+
+OPENER = """
+import sys, time
+from tfaudio.labels import LabelStore
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))  # every process opens the new store at the same moment
+with LabelStore(sys.argv[1]) as store:
+    store.add("/x.wav", 0, 1, "owl", annotator=sys.argv[3])
+"""
+
+
+def test_processes_creating_one_store_at_once_all_get_it(tmp_path):
+    """Two `tfaudio serve` started together on a new labels.db: one creates it, the others find it
+    made (once, a reader between another's reads saw half a store and refused it as foreign)."""
+    for trial in range(3):
+        database, start = tmp_path / f"labels-{trial}.db", time.time() + 1.5
+        openers = [subprocess.Popen([sys.executable, "-c", OPENER, str(database), str(start), f"p{i}"],
+                                    stderr=subprocess.PIPE, text=True) for i in range(6)]
+        for opener in openers:
+            assert opener.wait(timeout=120) == 0, opener.stderr.read()
+        with LabelStore(database) as store:
+            assert sorted(a.annotator for a in store) == [f"p{i}" for i in range(6)]
 
 
 # -- the command line ------------------------------------------------------------------------------

@@ -44,6 +44,10 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("search", frozenset({f"{ROOT}.search"})),
     ("labels", frozenset({f"{ROOT}.labels"})),
     ("uses", frozenset({f"{ROOT}.comparison", f"{ROOT}.training", f"{ROOT}.viz"})),
+    # Above compare and train: a detector reports with compare's statistics and exports with
+    # train's SavedModel machinery rather than repeating them.
+    ("detector", frozenset({f"{ROOT}.detector"})),
+    ("app", frozenset({f"{ROOT}.app"})),
     ("cli", frozenset({f"{ROOT}.cli"})),
 )
 SIDEWAYS_ALLOWED = {"foundation"}

@@ -13,6 +13,7 @@ _LAZY = {
     # The subpackage itself, which is callable (see tfaudio/search/__init__.py).
     "search": ("tfaudio.search", None),
     "labels": ("tfaudio.labels", None),
+    "detector": ("tfaudio.detector", None),
 }
 
 

@@ -1,14 +1,19 @@
-"""`tfaudio labels import|export|info`: the label store (an SQLite file) and label tables."""
+"""`tfaudio labels import|export|info|next`: the label store (an SQLite file), label tables, and
+the windows of a search index worth labelling next."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from tfaudio.cli.common import friendly_errors
+from tfaudio.cli.common import COUNT, SEED, friendly_errors
 
 #: The table formats (tfaudio.labels.formats.FORMATS, restated so --help costs no import).
 _FORMATS = ("csv", "raven", "manifest")
 _DATABASE_HELP = "The label store, an SQLite file (tfaudio labels import creates it)."
+#: The strategies of `labels next` (tfaudio.detector.rounds.STRATEGIES, restated so --help costs no import).
+_STRATEGIES = ("top", "margin", "stratified", "random")
 
 
 def _database_option(help_text: str = _DATABASE_HELP):
@@ -63,6 +68,9 @@ def import_(files, database, table_format, audio, annotator, annotation_column, 
                                                                      else "")
             click.echo(f"warning: {table.path}: {len(names)} recording(s) not found, their "
                        f"{sum(table.missing.values())} labels kept without a content hash: {listed}", err=True)
+        if table.unjudged:
+            click.echo(f"{table.path}: {table.unjudged} rows without a kind skipped (not judged yet: fill in "
+                       "positive, negative or unsure and import the table again)", err=True)
         if table.changed:
             click.echo(f"warning: {table.path}: {len(table.changed)} recording(s) changed since they were labelled "
                        f"(the table's sha256 is kept), e.g. {shown(table.changed[0])}", err=True)
@@ -100,3 +108,52 @@ def info(database):
 
     with LabelStore(database, create=False) as store:
         click.echo(store.summary().text())
+
+
+@labels.command("next")
+@click.argument("index_path", metavar="INDEX")
+@_database_option()
+@click.option("--label", required=True, metavar="LABEL", help="The label to find windows for.")
+@click.option("--strategy", type=click.Choice(_STRATEGIES), default="top", show_default=True,
+              help="top: the highest scores; margin: closest to the detector's threshold (probability 0.5 without "
+                   "one); stratified: one seeded pick in each of N equal-count score strata; random: seeded, "
+                   "uniform.")
+@click.option("--n", "count", type=COUNT, default=10, show_default=True, metavar="N", help="Windows to propose.")
+@click.option("--detector", metavar="DET",
+              help="A detector (tfaudio detector train) with a head for LABEL trained on INDEX's embeddings: scores "
+                   "are its calibrated probabilities. Default: a head fitted now on the store's labels (raw scores).")
+@click.option("--seed", type=SEED, default=0, show_default=True, metavar="S",
+              help="Seed of the stratified and random picks.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Folder for next.csv (kind left empty, to fill in and import) and index.html (the windows to "
+                   "listen to); created, files replaced. Without it only the table is printed.")
+@friendly_errors
+def next_(index_path, database, label, strategy, count, detector, seed, out):
+    """The windows of the search index at INDEX worth labelling next as LABEL: unlabelled (for LABEL), no two
+    overlapping in one file, ranked. Prints rank, score, start-end and file; with --out writes next.csv and a
+    page to listen to. Fill in next.csv's kind column and add it with tfaudio labels import."""
+    from tfaudio.outputs import check_writable
+
+    if out is not None:
+        check_writable(out)  # before any work
+    from tfaudio.detector.rounds import next_windows, table_text, write_round
+    from tfaudio.labels.store import LabelStore
+    from tfaudio.search.index import SearchIndex
+
+    index = SearchIndex.open(index_path)
+    with LabelStore(database, create=False) as store:
+        picks = next_windows(index, store, label, strategy=strategy, n=count, detector=detector, seed=seed)
+    if not len(picks):
+        click.echo(f"{label}: every window of {index_path} is labelled for it already; nothing to propose", err=True)
+        return
+    click.echo(f"{label}: round {picks['round'].iloc[0]}, strategy {strategy}, {len(picks)} windows "
+               f"({'calibrated probability' if detector else 'raw score of a head fitted now'})")
+    click.echo(table_text(picks))
+    if len(picks) < count:
+        click.echo(f"warning: only {len(picks)} unlabelled windows that do not overlap are left for {label}", err=True)
+    if out is not None:
+        missing = set(index.missing_files()) & set(picks["file"])
+        written = write_round(picks, label, out, missing=sorted(missing), index_path=str(index_path),
+                              probability=detector is not None)
+        click.echo(f"wrote {written / 'next.csv'} and {written / 'index.html'}; fill in the kind column, then: "
+                   f"tfaudio labels import --labels {database} {written / 'next.csv'}")

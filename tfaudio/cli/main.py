@@ -14,10 +14,12 @@ from tfaudio import __version__
 from tfaudio.cli.autoencoder import autoencoder
 from tfaudio.cli.compare import compare, demo
 from tfaudio.cli.data import datasets, features, info
+from tfaudio.cli.detector import detect, detector
 from tfaudio.cli.embed import embed, models, tag
 from tfaudio.cli.index import index
 from tfaudio.cli.labels import labels
 from tfaudio.cli.search import search
+from tfaudio.cli.serve import serve
 from tfaudio.cli.store import store
 from tfaudio.cli.train import predict, train
 from tfaudio.cli.viz import projector, visualize
@@ -38,6 +40,9 @@ def main():
 for _command in (info, features, datasets, models, embed, tag, store, index, search, labels, compare, demo, train,
                  predict, autoencoder, visualize, projector):
     main.add_command(_command)
+for _command in (detector, detect):
+    main.add_command(_command)
+main.add_command(serve)
 
 
 #: Exit status after Ctrl-C: 128 + SIGINT, what a shell reports for a process the signal ended.

@@ -146,20 +146,26 @@ def _echo_confusion(names: list[str], confusion: list[list[int]]) -> None:
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per file (for a detector: its per-window scores, probabilities and decisions).")
 @friendly_errors
 def predict(model, files, as_json):
     """Classify audio FILES with an exported MODEL (saved_models/NAME or a version folder):
-    a label and the class probabilities per file. A file that cannot be classified is named on
-    stderr with its problem and the others go on; the exit status is then 1."""
+    a label and the class probabilities per file. MODEL may also be a detector (DET, as
+    `tfaudio detector train --out DET` writes it, DET/saved_model or a version folder): then per
+    file the windows detected (label, start-end, calibrated probability) and each label's highest
+    probability in the file. A file that cannot be read is named on stderr with its problem and
+    the others go on; the exit status is then 1."""
     from tfaudio.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     from tfaudio.data.audio import AudioError, load, printable_path
+    from tfaudio.detector.export import is_detector_export, load_detector_export
     from tfaudio.training.export import MIN_SECONDS
     from tfaudio.training.export import load as load_model
 
-    served = load_model(model)
+    detector = is_detector_export(model)
+    served = load_detector_export(model) if detector else load_model(model)
     failed = 0
     for path in files:
         shown = printable_path(path)
@@ -174,6 +180,9 @@ def predict(model, files, as_json):
             click.echo(f"skipped {shown}: {len(wave) / served.sample_rate:.3f} s long; the model needs at least "
                        f"{MIN_SECONDS} s", err=True)
             continue
+        if detector:
+            _echo_detections(shown, served, served.predict(wave), as_json)
+            continue
         probabilities, labels = served.predict(wave)
         scores = dict(zip(served.class_names, map(float, probabilities[0])))
         if as_json:
@@ -182,4 +191,28 @@ def predict(model, files, as_json):
             ranked = sorted(scores.items(), key=lambda kv: -kv[1])
             click.echo(f"{shown}  {labels[0]}  " + "  ".join(f"{k} {v:.3f}" for k, v in ranked))
     if failed:
-        raise click.ClickException(f"{failed} of {len(files)} file(s) could not be classified (named above)")
+        what = "run through the detector" if detector else "classified"
+        raise click.ClickException(f"{failed} of {len(files)} file(s) could not be {what} (named above)")
+
+
+def _echo_detections(shown: str, served, out: dict, as_json: bool) -> None:
+    """One file's detector outputs (`ServedDetector.predict` of one clip): with as_json one JSON
+    object of its arrays, else a line of each label's highest probability, then one line per
+    window and label at or above the label's threshold, in time order."""
+    labels = served.labels
+    clip = dict(zip(labels, map(float, out["clip_probabilities"][0])))
+    if as_json:
+        click.echo(json.dumps({
+            "file": shown, "labels": labels, "thresholds": served.metadata["thresholds"],
+            "starts": out["starts"].tolist(), "ends": out["ends"].tolist(), "scores": out["scores"][0].tolist(),
+            "probabilities": out["probabilities"][0].tolist(), "decisions": out["decisions"][0].tolist(),
+            "clip_probabilities": clip,
+        }))
+        return
+    click.echo(f"{shown}  highest: " + "  ".join(f"{label} {p:.3f}" for label, p in clip.items()))
+    found = [(window, column) for window, column in zip(*out["decisions"][0].nonzero())]
+    for window, column in found:
+        click.echo(f"  {labels[column]}  {out['starts'][window]:.2f}-{out['ends'][window]:.2f} s  "
+                   f"{out['probabilities'][0, window, column]:.3f}")
+    if not found:
+        click.echo("  nothing detected at the thresholds")

@@ -1,6 +1,8 @@
 """Label tables in and out of the store: tfaudio's CSV, Raven selection tables, tfaudio manifests.
 
-    csv       file,start,end,label[,kind,annotator,time,source,round,strategy,sha256,whole]
+    csv       file,start,end,label[,kind,annotator,time,source,round,strategy,sha256,whole]; a CSV
+              with a `score` column is a round's sheet (`tfaudio labels next`: NEXT_COLUMNS),
+              whose rows with an empty kind are not judged yet and are skipped (counted)
     raven     tab-separated; Begin Time (s), End Time (s), an annotation column, and the recording
               from Begin Path / Begin File (File Offset (s) when the table spans several files)
               or from --audio
@@ -29,6 +31,11 @@ FORMATS = ("csv", "raven", "manifest")
 #: The columns of tfaudio's label CSV, in the order it writes them.
 CSV_COLUMNS = ("file", "start", "end", "label", "kind", "annotator", "time", "source", "round", "strategy",
                "sha256", "whole")
+#: The columns of the sheet `tfaudio labels next` writes (next.csv): kind is left for a person to
+#: fill in; a CSV with a `score` column is read as such a sheet (see `_Reader.csv`).
+NEXT_COLUMNS = ("file", "start", "end", "label", "kind", "score", "strategy", "round")
+#: The source of the annotations a round's sheet gives (unless a row names another).
+NEXT_SOURCE = "next"
 #: Columns of a Raven table that may hold the annotation, tried in this order (else --annotation-column).
 RAVEN_LABEL_COLUMNS = ("Annotation", "Label", "Species", "Class", "Sound Type", "Call Type", "Common Name", "Code")
 _RAVEN_BEGIN, _RAVEN_END, _RAVEN_OFFSET = "Begin Time (s)", "End Time (s)", "File Offset (s)"
@@ -47,7 +54,7 @@ class Table:
     problem` for each row skipped. missing: recordings not found -> how many annotations name
     them (kept, without a content hash, except in a manifest). changed: recordings whose content
     differs from the sha256 the table gives (the table's hash is kept: the label is about that
-    content).
+    content). unjudged: rows of a round's sheet (next.csv) whose kind is still empty (skipped).
     """
 
     path: str
@@ -57,6 +64,7 @@ class Table:
     problems: list[str] = field(default_factory=list)
     missing: dict[str, int] = field(default_factory=dict)
     changed: list[str] = field(default_factory=list)
+    unjudged: int = 0
 
 
 class _Hashes:
@@ -208,7 +216,16 @@ class _Reader:
 
     def csv(self, lines: Sequence[str]) -> None:
         required = ["start", "end", "label"] + ([] if self.recording else ["file"])
-        for line, row in self.rows(lines, ",", required):
+        rows = self.rows(lines, ",", required)
+        # A round's sheet (a score column, as `labels next` writes it) proposes windows: a row
+        # whose kind is still empty was not judged, and must not become a positive by default.
+        sheet = "score" in {name.strip().lower() for name in next(csv.reader(lines[:1]), [])}
+        for line, row in rows:
+            if sheet and not row.get("kind"):
+                self.table.unjudged += 1
+                continue
+            if sheet and not row.get("source"):
+                row = {**row, "source": NEXT_SOURCE}
             self.keep(line, row.get("file") or None, row)
 
     def raven(self, lines: Sequence[str], annotation_column: str | None) -> None:
@@ -393,5 +410,5 @@ def export_labels(store, out: str | os.PathLike, format: str = "csv", *,
     return len(annotations) - left_out, left_out
 
 
-__all__ = ["CSV_COLUMNS", "FORMATS", "RAVEN_LABEL_COLUMNS", "Table", "detect_format", "export_labels", "import_tables",
-           "read_table", "render", "write_table"]
+__all__ = ["CSV_COLUMNS", "FORMATS", "NEXT_COLUMNS", "NEXT_SOURCE", "RAVEN_LABEL_COLUMNS", "Table", "detect_format",
+           "export_labels", "import_tables", "read_table", "render", "write_table"]

@@ -54,9 +54,41 @@ CREATE INDEX annotations_by_label ON annotations (label, kind);
 CREATE INDEX annotations_by_content ON annotations (sha256, start_s);
 """
 
+# Version 2: ids are never reused (AUTOINCREMENT). A plain INTEGER PRIMARY KEY hands the id of a
+# label just undone to the next one, so an undo sent late (a second browser tab, a second server
+# on the same store) would take back a label it never saw. SQLite cannot add AUTOINCREMENT to a
+# table, so the table is copied into a new one (ids kept) and the indexes made again.
+_VERSION_2 = """
+CREATE TABLE annotations_2 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    file TEXT NOT NULL,
+    sha256 TEXT,
+    start_s REAL NOT NULL,
+    end_s REAL NOT NULL,
+    label TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('positive', 'negative', 'unsure')),
+    whole INTEGER NOT NULL DEFAULT 0,
+    annotator TEXT NOT NULL DEFAULT '',
+    time TEXT NOT NULL,
+    source TEXT NOT NULL,
+    round INTEGER,
+    strategy TEXT,
+    CHECK (start_s >= 0 AND end_s > start_s)
+);
+INSERT INTO annotations_2 (id, file, sha256, start_s, end_s, label, kind, whole, annotator, time, source, round,
+                           strategy)
+    SELECT id, file, sha256, start_s, end_s, label, kind, whole, annotator, time, source, round, strategy
+    FROM annotations;
+DROP TABLE annotations;
+ALTER TABLE annotations_2 RENAME TO annotations;
+CREATE UNIQUE INDEX annotation_key ON annotations (file, start_s, end_s, label, kind, annotator);
+CREATE INDEX annotations_by_label ON annotations (label, kind);
+CREATE INDEX annotations_by_content ON annotations (sha256, start_s);
+"""
+
 #: MIGRATIONS[v] brings a store from schema version v to v + 1; the current version is their count.
 #: Append to it, never edit an entry: a store written by this tfaudio must open in every later one.
-MIGRATIONS: tuple[str, ...] = (_VERSION_1,)
+MIGRATIONS: tuple[str, ...] = (_VERSION_1, _VERSION_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -74,7 +106,12 @@ def store_error(path: Path, err: sqlite3.Error) -> LabelError:
 
 
 def open_store(path: Path, create: bool) -> sqlite3.Connection:
-    """A connection to the store at `path`, created or upgraded to SCHEMA_VERSION as needed."""
+    """A connection to the store at `path`, created or upgraded to SCHEMA_VERSION as needed.
+
+    Several processes may open a new store at once (two `tfaudio serve` started together): what
+    the file is, is decided under the write lock, where no other process can be half-way through
+    creating it, so one creates it and the others find it made.
+    """
     if path.is_dir():
         raise LabelError(f"{shown(path)}: is a folder, not a label store")
     if not path.exists():
@@ -87,18 +124,9 @@ def open_store(path: Path, create: bool) -> sqlite3.Connection:
     db = None
     try:
         db = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
-        application, version = _identity(db)
-        empty = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        if not create and empty:
-            raise LabelError(f"{shown(path)}: not a tfaudio label store (an empty file)")
-        if application != APPLICATION_ID and not (application == 0 and version == 0 and empty):
-            raise LabelError(f"{shown(path)}: not a tfaudio label store (an SQLite file of another program)")
-        if version > SCHEMA_VERSION:
-            raise LabelError(f"{shown(path)}: written by a newer tfaudio (label schema {version}; this one reads up "
-                             f"to {SCHEMA_VERSION}); upgrade tfaudio to use it")
+        if _state(db) != (APPLICATION_ID, SCHEMA_VERSION, False):
+            _create_or_upgrade(db, path, create)
         db.execute("PRAGMA synchronous = FULL")  # a commit is on disk, not only in the OS's cache
-        if version < SCHEMA_VERSION:
-            _upgrade(db)
         return db
     except sqlite3.Error as err:
         if db is not None:
@@ -110,17 +138,42 @@ def open_store(path: Path, create: bool) -> sqlite3.Connection:
         raise
 
 
+def _state(db: sqlite3.Connection) -> tuple[int, int, bool]:
+    """(application_id, user_version, whether the file holds no schema), read in one transaction."""
+    db.execute("BEGIN")
+    try:
+        application, version = _identity(db)
+        empty = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    finally:
+        db.execute("COMMIT")
+    return application, version, empty
+
+
+def _check(path: Path, application: int, version: int, empty: bool, create: bool) -> None:
+    if not create and empty:
+        raise LabelError(f"{shown(path)}: not a tfaudio label store (an empty file)")
+    if application != APPLICATION_ID and not (application == 0 and version == 0 and empty):
+        raise LabelError(f"{shown(path)}: not a tfaudio label store (an SQLite file of another program)")
+    if version > SCHEMA_VERSION:
+        raise LabelError(f"{shown(path)}: written by a newer tfaudio (label schema {version}; this one reads up "
+                         f"to {SCHEMA_VERSION}); upgrade tfaudio to use it")
+
+
 def _identity(db: sqlite3.Connection) -> tuple[int, int]:
     return (db.execute("PRAGMA application_id").fetchone()[0], db.execute("PRAGMA user_version").fetchone()[0])
 
 
-def _upgrade(db: sqlite3.Connection) -> None:
-    """Apply the migrations the store lacks, in one transaction (another process may be doing
-    the same: whoever gets the write lock first does it, the other finds it done)."""
-    db.execute("PRAGMA journal_mode = WAL")  # kept by the file; readers and a writer at once
+def _create_or_upgrade(db: sqlite3.Connection, path: Path, create: bool) -> None:
+    """Check what the file is and apply the migrations it lacks, in one transaction that holds
+    the write lock (another process may be doing the same: whoever gets the lock first does it,
+    the others find it done). A refused file is left as it was."""
+    _check(path, *_state(db), create)  # refuse a foreign or newer file before writing anything
+    _wal(db)
     db.execute("BEGIN IMMEDIATE")
     try:
-        _, version = _identity(db)
+        application, version, empty = (*_identity(db),
+                                       db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0)
+        _check(path, application, version, empty, create)
         for migration in MIGRATIONS[version:]:
             for statement in filter(str.strip, migration.split(";")):
                 db.execute(statement)
@@ -130,3 +183,20 @@ def _upgrade(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _wal(db: sqlite3.Connection) -> None:
+    """Switch the file to WAL (kept by the file: readers and a writer at once). The switch needs
+    the file to itself and SQLite answers "locked" at once, without waiting, while another
+    connection is using it: retry for up to BUSY_SECONDS."""
+    import time
+
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -328,34 +328,42 @@ class LabelStore:
 
 def _matching(*, label=None, kind=None, file=None, sha256=None, start=None, end=None, annotator=None, source=None,
               round=None, latest=False) -> tuple[str, list]:
-    """The SELECT (and its parameters) of LabelStore.query's filters."""
-    clauses, parameters = [], []
-    for column, value in (("label", label), ("kind", kind)):
+    """The SELECT (and its parameters) of LabelStore.query's filters.
+
+    With `latest`, the filters on what a judgement says or who made it (kind, annotator,
+    source, round) apply to the current judgement of each span, after it is chosen: a span
+    judged positive and later negative is not a positive, whoever made the older judgement.
+    """
+    span, said = [], []  # (clause, parameters): on the span and label / on the judgement
+    for column, value, where in (("label", label, span), ("kind", kind, said)):
         if value is not None:
             values = [value] if isinstance(value, str) else list(value)
-            clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
-            parameters += values
+            where.append((f"{column} IN ({', '.join('?' * len(values))})", values))
     recording = [(column, value) for column, value in (("file", None if file is None else resolve(file)),
                                                        ("sha256", sha256)) if value is not None]
     if recording:
-        clauses.append("(" + " OR ".join(f"{column} = ?" for column, _ in recording) + ")")
-        parameters += [value for _, value in recording]
+        span.append(("(" + " OR ".join(f"{column} = ?" for column, _ in recording) + ")",
+                     [value for _, value in recording]))
     if start is not None:
-        clauses.append("end_s > ?")
-        parameters.append(float(start))
+        span.append(("end_s > ?", [float(start)]))
     if end is not None:
-        clauses.append("start_s < ?")
-        parameters.append(float(end))
+        span.append(("start_s < ?", [float(end)]))
     for column, value in (("annotator", annotator), ("source", source), ("round", round)):
         if value is not None:
-            clauses.append(f"{column} = ?")
-            parameters.append(value)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+            said.append((f"{column} = ?", [value]))
+
+    def where(clauses) -> tuple[str, list]:
+        text = f"WHERE {' AND '.join(c for c, _ in clauses)}" if clauses else ""
+        return text, [p for _, values in clauses for p in values]
+
     if latest:
+        inner, inner_parameters = where(span)
+        outer, outer_parameters = where([("newest = 1", []), *said])
         return (f"SELECT {_SELECT} FROM (SELECT *, row_number() OVER (PARTITION BY file, start_s, end_s, label "
-                f"ORDER BY time DESC, id DESC) AS newest FROM annotations {where}) WHERE newest = 1 ORDER BY id",
-                parameters)
-    return f"SELECT {_SELECT} FROM annotations {where} ORDER BY id", parameters
+                f"ORDER BY time DESC, id DESC) AS newest FROM annotations {inner}) {outer} ORDER BY id",
+                inner_parameters + outer_parameters)
+    text, parameters = where(span + said)
+    return f"SELECT {_SELECT} FROM annotations {text} ORDER BY id", parameters
 
 
 _INSERT = (f"INSERT OR IGNORE INTO annotations ({', '.join(_SQL.get(n, n) for n in _STORED)}) "

@@ -44,6 +44,22 @@ class FrameEmbeddings:
     mask: np.ndarray
 
 
+@dataclass(frozen=True)
+class FrameGraph:
+    """A representation's frames as TensorFlow operations, for a graph that holds more than the
+    representation (a detector's waveform-in SavedModel: tfaudio.detector.export).
+
+    frames: (waveforms tf.Tensor float32 [batch, samples], lengths int32 [batch]) -> (embeddings
+        float32 [batch, frames, dim], mask bool [batch, frames]): the same operations `frames`
+        runs, callable while a tf.function is traced (no numpy inside).
+    trackable: what owns the variables those operations read (a Keras model or layer, or a
+        tf.Module), for the export to save them; None when there are none.
+    """
+
+    frames: Callable
+    trackable: object | None = None
+
+
 def check_batch(waveforms, lengths=None) -> tuple[np.ndarray, np.ndarray]:
     """Validate a zero-padded batch: -> (float32 [batch, samples], int32 [batch] lengths).
 
@@ -122,6 +138,12 @@ class Representation(abc.ABC):
             raise ValueError(f"{self.name} has no clip state, but windows carrying one were given")
         return self.frames(waveforms, lengths)
 
+    def frame_graph(self) -> FrameGraph | None:
+        """The frames as TensorFlow operations (`FrameGraph`), for exporting them inside a larger
+        graph; None (the default) when they are not one TensorFlow graph (numpy steps, a
+        TF-Hub or PyTorch model, ...). Called on a whole clip: clip state needs no handling."""
+        return None
+
     def embed(self, waveforms: np.ndarray, lengths: np.ndarray, pooling: str | None = None) -> np.ndarray:
         """float32 [batch, samples], int32 [batch] -> clip vectors float32 [batch, dim] (2 * dim
         for "mean+std"), pooled over valid frames only (default: `default_pooling`)."""
@@ -182,6 +204,9 @@ class LazyRepresentation(Representation):
 
     def window_frames(self, waveforms, lengths, states) -> FrameEmbeddings:
         return self.loaded().window_frames(waveforms, lengths, states)
+
+    def frame_graph(self) -> FrameGraph | None:
+        return self.loaded().frame_graph()
 
     def identity(self) -> dict:
         return self._identity

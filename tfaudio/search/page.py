@@ -44,7 +44,8 @@ def _data_uri(payload: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
 
 
-def _wav(samples: np.ndarray) -> bytes:
+def wav_bytes(samples: np.ndarray) -> bytes:
+    """float32 [samples] at 16 kHz -> a 16-bit PCM WAV file's bytes (also what `tfaudio serve` plays)."""
     import soundfile as sf
 
     buffer = io.BytesIO()
@@ -52,8 +53,9 @@ def _wav(samples: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _spectrogram_png(samples: np.ndarray) -> bytes:
-    """float32 [samples] at 16 kHz -> PNG of its log-mel (low frequencies at the bottom)."""
+def spectrogram_png(samples: np.ndarray, size: tuple[int, int] = SPECTROGRAM_SIZE) -> bytes:
+    """float32 [samples] at 16 kHz -> PNG [size] of its log-mel (low frequencies at the bottom,
+    80 dB below the peak drawn black); also what `tfaudio serve` shows."""
     from matplotlib import colormaps
     from PIL import Image  # Pillow: a dependency of matplotlib
 
@@ -63,7 +65,7 @@ def _spectrogram_png(samples: np.ndarray) -> bytes:
     db = np.asarray(LogMel(MelParams())(samples[np.newaxis]))[0].T[::-1]  # [64, frames], dB
     level = np.clip((db - (db.max() - 80.0)) / 80.0, 0.0, 1.0)
     rgb = (colormaps["magma"](level)[..., :3] * 255).astype(np.uint8)
-    picture = Image.fromarray(rgb).resize(SPECTROGRAM_SIZE, Image.Resampling.BOX)
+    picture = Image.fromarray(rgb).resize(size, Image.Resampling.BOX)
     buffer = io.BytesIO()
     picture.save(buffer, format="png", optimize=True)
     return buffer.getvalue()
@@ -82,7 +84,7 @@ def hit_media(file: str, start: float, end: float) -> tuple[str, str, float, flo
         samples = load(file, RATE, offset=offset, duration=max(length, 0.05), min_duration=0.05)
     except (TfaudioError, OSError):
         return None
-    sound, image = _data_uri(_wav(samples), "audio/wav"), _data_uri(_spectrogram_png(samples), "image/png")
+    sound, image = _data_uri(wav_bytes(samples), "audio/wav"), _data_uri(spectrogram_png(samples), "image/png")
     return sound, image, duration, offset, len(samples) / RATE
 
 
@@ -94,8 +96,10 @@ def _bar(start: float, end: float, duration: float) -> str:
             f'<span style="left:{left:.2f}%;width:{width:.2f}%"></span></div>')
 
 
-def hits_table(results, *, media: bool = True) -> str:
-    """The hits as an HTML table (players and spectrograms when media)."""
+def hits_table(results, *, media: bool = True, score_name: str = "score") -> str:
+    """The hits as an HTML table (players and spectrograms when media). results: anything with
+    `.hits`, a DataFrame with columns rank, score, file, start, end, missing (SearchResults, or
+    the windows `tfaudio labels next` proposes); score_name: the score column's heading."""
     rows = []
     for hit in results.hits.itertuples(index=False):
         found = None if hit.missing or not media else hit_media(hit.file, hit.start, hit.end)
@@ -117,8 +121,8 @@ def hits_table(results, *, media: bool = True) -> str:
             f'<td class="num">{hit.start:.2f}–{hit.end:.2f} s</td><td>{_bar(hit.start, hit.end, duration)}</td>'
             f"<td>{picture}</td><td>{player}</td></tr>"
         )
-    head = ("<tr><th>#</th><th>score</th><th>file</th><th>where</th><th>place in file</th><th>spectrogram "
-            f"(±{CONTEXT:g} s)</th><th>listen (±{CONTEXT:g} s)</th></tr>")
+    head = (f"<tr><th>#</th><th>{html.escape(score_name)}</th><th>file</th><th>where</th><th>place in file</th>"
+            f"<th>spectrogram (±{CONTEXT:g} s)</th><th>listen (±{CONTEXT:g} s)</th></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
 
 
@@ -134,8 +138,14 @@ def summary(results) -> str:
     return html.escape("; ".join(parts))
 
 
+def document(heading: str, meta: str, body: str, *, title: str = "tfaudio search") -> str:
+    """A whole self-contained page: `heading` (text, escaped here), `meta` and `body` (HTML,
+    escaped by the caller)."""
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{_STYLE}</style></head><body><h1>{html.escape(heading)}</h1>"
+            f'<p class="meta">{meta}</p>{body}</body></html>\n')
+
+
 def render_page(results) -> str:
-    """The whole self-contained page."""
-    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>tfaudio search</title>"
-            f"<style>{_STYLE}</style></head><body><h1>Sounds like {html.escape(', '.join(results.queries))}</h1>"
-            f'<p class="meta">{summary(results)}</p>{hits_table(results)}</body></html>\n')
+    """The whole self-contained page of a search."""
+    return document(f"Sounds like {', '.join(results.queries)}", summary(results), hits_table(results))

@@ -13,6 +13,7 @@ frame start `tfaudio embed --frames` writes) and ends where the audio its last f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,7 +69,9 @@ def file_windows(frames: np.ndarray, spec: WindowSpec, duration: float | None = 
     `j * spec.frame_hop` s); duration: the file's length in seconds (None: unknown, ends not cut).
     Returns (vectors float32 [m, dim] with unit L2 norm (a window whose frames sum to zero stays
     zero), starts float64 [m], ends float64 [m]), m = ceil(n / spec.frames): a last window of fewer
-    frames is kept.
+    frames is kept, but not a window that would start at or after the end of the file (front ends
+    that pad the signal give a frame there; as a window it would hold no audio). `kept_windows`
+    says how many stay.
     """
     frames = np.asarray(frames, dtype=np.float32)
     count = len(frames)
@@ -88,7 +91,17 @@ def file_windows(frames: np.ndarray, spec: WindowSpec, duration: float | None = 
     ends = last_frames * spec.frame_hop + spec.frame_span
     if duration is not None:
         ends = np.maximum(np.minimum(ends, duration), starts)
+        kept = kept_windows(windows, spec.hop, duration)
+        vectors, starts, ends = vectors[:kept], starts[:kept], ends[:kept]
     return vectors, starts, ends
+
+
+def kept_windows(windows: int, hop: float, duration: float) -> int:
+    """How many of a file's first `windows` windows start before its end (at least one): the
+    rule `file_windows` applies, written once so the exported graph applies it alike. The
+    tolerance (a thousandth of a hop) keeps a window starting exactly at the end out in
+    float32 as in float64."""
+    return min(windows, max(1, math.ceil(duration / hop - 1e-3)))
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:

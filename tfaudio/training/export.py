@@ -172,6 +172,24 @@ def export_savedmodel(classifier, metadata: dict, model_dir: str | os.PathLike, 
     from tfaudio.quiet import keras
     from tfaudio.quiet import tf
 
+    def write(folder: Path) -> None:
+        archive = keras.export.ExportArchive()
+        archive.track(classifier)
+        archive.add_endpoint(
+            SIGNATURE,
+            serving_function(classifier, metadata["class_names"], int(metadata["num_samples"])),
+            input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")],
+        )
+        archive.write_out(str(folder), verbose=False)
+
+    return write_version(model_dir, version, write, metadata, EXPORT_FORMAT)
+
+
+def write_version(model_dir: str | os.PathLike, version: int | None, write, metadata: dict, export_format: str) -> Path:
+    """Write ``model_dir/<version>/`` whole or not at all and return it: `write(folder)` writes a
+    SavedModel into a hidden temporary folder beside it, then assets/tfaudio.json gets `metadata`
+    with "format": export_format and the sha256 of saved_model.pb (GRAPH_DIGEST), and the folder
+    is renamed into place. version None: one above the highest present (1 for a new folder)."""
     model_dir = Path(model_dir)
     if model_dir.exists() and not model_dir.is_dir():
         raise ExportError(f"{model_dir}: exists and is not a folder")
@@ -185,18 +203,11 @@ def export_savedmodel(classifier, metadata: dict, model_dir: str | os.PathLike, 
     # Hidden and not a number, so version_dirs and resolve_version never take it for a version.
     partial = model_dir / f".{version}.partial-{secrets.token_hex(4)}"
     try:
-        archive = keras.export.ExportArchive()
-        archive.track(classifier)
-        archive.add_endpoint(
-            SIGNATURE,
-            serving_function(classifier, metadata["class_names"], int(metadata["num_samples"])),
-            input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")],
-        )
-        archive.write_out(str(partial), verbose=False)
+        write(partial)
         assets = partial / "assets"
         assets.mkdir(exist_ok=True)
         # What `identify` knows a tfaudio export by, before loading its graph.
-        recorded = {**metadata, "format": EXPORT_FORMAT, GRAPH_DIGEST: _sha256(partial / "saved_model.pb")}
+        recorded = {**metadata, "format": export_format, GRAPH_DIGEST: _sha256(partial / "saved_model.pb")}
         (assets / METADATA_FILE).write_text(json.dumps(recorded, indent=2))
         if target.exists():  # another export took this number meanwhile
             raise ExportError(f"{target}: appeared during the export; export again to get the next version")
@@ -259,20 +270,38 @@ class ServedModel:
 def load(path: str | os.PathLike) -> ServedModel:
     """Load ``saved_models/NAME`` (its highest version) or a version folder, once `identify`
     has found it a tfaudio export; ExportError naming the file otherwise."""
-    from tfaudio.quiet import tf
-
     version = resolve_version(path)
     metadata = identify(version)
+    loaded, signature = load_signature(version, "export the model again (tfaudio train --out)")
+    served = ServedModel(version, metadata, signature)
+    served._loaded = loaded  # keeps the variables alive as long as the signature is used
+    return served
+
+
+def load_signature(version: Path, fix: str):
+    """(the loaded SavedModel, its serving signature) of an identified export; ExportError naming
+    the folder, with `fix`, when TensorFlow cannot load it. Keep the first alive while the
+    signature is used: it owns the variables."""
+    from tfaudio.quiet import tf
+
     try:
         loaded = tf.saved_model.load(str(version))
         signature = loaded.signatures[SIGNATURE]
     except Exception as err:  # noqa: BLE001 - TensorFlow raises many kinds for a damaged variables/ folder
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ExportError(f"{version}: the SavedModel does not load ({detail}); export the model again "
-                          f"(tfaudio train --out)") from None
-    served = ServedModel(version, metadata, signature)
-    served._loaded = loaded  # keeps the variables alive as long as the signature is used
-    return served
+        raise ExportError(f"{version}: the SavedModel does not load ({detail}); {fix}") from None
+    return loaded, signature
+
+
+def export_format(version: str | os.PathLike) -> str | None:
+    """The "format" that `version`'s assets/tfaudio.json records (what kind of tfaudio export
+    it is), or None when the file is missing, unreadable or has none: for choosing how to
+    `identify` it, which names the problem."""
+    try:
+        metadata = json.loads((Path(version) / "assets" / METADATA_FILE).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return metadata.get("format") if isinstance(metadata, dict) else None
 
 
 def identify(version: str | os.PathLike) -> dict:
@@ -286,26 +315,33 @@ def identify(version: str | os.PathLike) -> dict:
     """
     version = Path(version)
     metadata = _metadata(version / "assets" / METADATA_FILE)
-    graph = version / "saved_model.pb"
-    recorded = metadata.get(GRAPH_DIGEST)
-    if recorded is not None and recorded != _sha256(graph):
-        raise ExportError(f"{graph}: changed since it was exported (its sha256 is not the one {METADATA_FILE} "
-                          f"records): damaged or replaced; export the model again (tfaudio train --out)")
-    _check_signature(graph, len(metadata["class_names"]))
+    fix = "export the model again (tfaudio train --out)"
+    check_digest(version, metadata, fix)
+    classes = len(metadata["class_names"])
+    check_signature(version / "saved_model.pb", {"waveform"}, {"probabilities", "label"}, ("probabilities",), classes,
+                    f"a tfaudio export's (waveform) -> (label, probabilities of the {classes} classes "
+                    f"{METADATA_FILE} names)", fix)
     return metadata
 
 
-def _metadata(path: Path) -> dict:
-    """tfaudio.json, checked to be a tfaudio classifier's."""
-    fix = "export the model again (tfaudio train --out); predict takes only folders that tfaudio train exported"
+def read_metadata(path: Path, export_format: str, fix: str) -> dict:
+    """tfaudio.json at `path`: a JSON object whose "format" is export_format; ExportError
+    (naming the file, with `fix`) otherwise."""
     try:
         metadata = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise ExportError(f"{path}: missing; not a model exported by tfaudio ({fix})") from None
     except (OSError, ValueError) as err:
         raise ExportError(f"{path}: not readable JSON ({err}); {fix}") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != EXPORT_FORMAT:
-        raise ExportError(f"{path}: not the metadata of a tfaudio export (no \"format\": \"{EXPORT_FORMAT}\"); {fix}")
+    if not isinstance(metadata, dict) or metadata.get("format") != export_format:
+        raise ExportError(f"{path}: not the metadata of a tfaudio export (no \"format\": \"{export_format}\"); {fix}")
+    return metadata
+
+
+def _metadata(path: Path) -> dict:
+    """tfaudio.json, checked to be a tfaudio classifier's."""
+    fix = "export the model again (tfaudio train --out); predict takes only folders that tfaudio exported"
+    metadata = read_metadata(path, EXPORT_FORMAT, fix)
     names = metadata.get("class_names")
     if not (isinstance(names, list) and len(names) >= 2 and all(isinstance(n, str) for n in names)):
         raise ExportError(f"{path}: class_names must be a list of at least two names; {fix}")
@@ -315,15 +351,26 @@ def _metadata(path: Path) -> dict:
     return metadata
 
 
-def _check_signature(graph: Path, classes: int) -> None:
-    """saved_model.pb parses and declares the serving signature of a tfaudio export (read from
-    the protocol buffer: nothing of the graph runs)."""
+def check_digest(version: Path, metadata: dict, fix: str) -> None:
+    """saved_model.pb hashes to the digest tfaudio.json records (none recorded: nothing to check)."""
+    graph = version / "saved_model.pb"
+    recorded = metadata.get(GRAPH_DIGEST)
+    if recorded is not None and recorded != _sha256(graph):
+        raise ExportError(f"{graph}: changed since it was exported (its sha256 is not the one {METADATA_FILE} "
+                          f"records): damaged or replaced; {fix}")
+
+
+def check_signature(graph: Path, inputs: set[str], outputs: set[str], class_outputs: tuple[str, ...], classes: int,
+                    expected: str, fix: str) -> None:
+    """saved_model.pb parses and its serving signature takes exactly `inputs` and gives at least
+    `outputs`, the last dimension of each of `class_outputs` being `classes` (or unknown); read
+    from the protocol buffer: nothing of the graph runs. `expected` describes the signature for
+    the message ("a tfaudio export's (waveform) -> (...)")."""
     from tfaudio.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # first, so that the protocol buffer's import prints nothing
     from tensorflow.core.protobuf import saved_model_pb2
 
-    fix = "export the model again (tfaudio train --out)"
     proto = saved_model_pb2.SavedModel()
     try:
         proto.ParseFromString(graph.read_bytes())
@@ -336,13 +383,15 @@ def _check_signature(graph: Path, classes: int) -> None:
                   and SIGNATURE in g.signature_def]
     if not signatures:
         raise ExportError(f"{graph}: has no '{SIGNATURE}' signature for serving, so it is not a tfaudio export; {fix}")
-    inputs, outputs = signatures[0].inputs, signatures[0].outputs
-    dims = [d.size for d in outputs["probabilities"].tensor_shape.dim] if "probabilities" in outputs else []
-    if (set(inputs) != {"waveform"} or not {"probabilities", "label"} <= set(outputs)
-            or dims[-1:] not in ([classes], [-1])):
-        shown = f"({', '.join(sorted(inputs))}) -> ({', '.join(sorted(outputs))})"
-        raise ExportError(f"{graph}: its '{SIGNATURE}' signature is {shown}, not a tfaudio export's (waveform) -> "
-                          f"(label, probabilities of the {classes} classes {METADATA_FILE} names); {fix}")
+    given, gives = signatures[0].inputs, signatures[0].outputs
+
+    def width(name):
+        return [d.size for d in gives[name].tensor_shape.dim][-1:] if name in gives else []
+
+    if (set(given) != set(inputs) or not set(outputs) <= set(gives)
+            or any(width(name) not in ([classes], [-1]) for name in class_outputs)):
+        shown = f"({', '.join(sorted(given))}) -> ({', '.join(sorted(gives))})"
+        raise ExportError(f"{graph}: its '{SIGNATURE}' signature is {shown}, not {expected}; {fix}")
 
 
 def _sha256(path: Path) -> str:

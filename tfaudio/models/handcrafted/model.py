@@ -18,7 +18,7 @@ from tfaudio.data.windows import Window, iter_clip_windows, kept_frames
 from tfaudio.frontend import layers as frontend_layers
 from tfaudio.frontend import ops as frontend
 from tfaudio.frontend.pooling import pool_tensor
-from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
+from tfaudio.models.base import FrameEmbeddings, FrameGraph, Representation, check_batch
 from tfaudio.models.handcrafted.config import (
     HandcraftedParams,
     feature_names,
@@ -134,6 +134,7 @@ class HandcraftedRepresentation(Representation):
         self.dim = len(self.frame_names)
         self.window_geometry = params.window_geometry
         layer = HandcraftedFeatures(params)
+        self._layer = layer
         batch = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
         # AutoGraph off: the features use no Python control flow on tensors, and rewriting their
         # source is most of the trace time.
@@ -147,6 +148,11 @@ class HandcraftedRepresentation(Representation):
         waveforms, lengths = check_batch(waveforms, lengths)  # a ValueError naming what is wrong
         per_frame, mask = self._graph(tf.constant(waveforms, tf.float32), tf.constant(lengths, tf.int32))
         return FrameEmbeddings(per_frame.numpy(), mask.numpy())
+
+    def frame_graph(self) -> FrameGraph:
+        """`HandcraftedFeatures.frame_features`, what `frames` runs (no variables). On a whole clip
+        top_db counts from the clip's own loudest frame, as windows carrying clip_state do."""
+        return FrameGraph(lambda waveforms, lengths: self._layer.frame_features(waveforms, lengths))
 
     def window_frames(self, waveforms: np.ndarray, lengths: np.ndarray,
                       states: Sequence[float | None]) -> FrameEmbeddings:

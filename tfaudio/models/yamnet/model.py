@@ -38,7 +38,7 @@ import numpy as np
 
 from tfaudio.quiet import keras, tf  # TensorFlow imported without its start-up noise
 from tfaudio.assets import YAMNET_CLASS_MAP, YAMNET_H5, WeightsError, sha256_of
-from tfaudio.models.base import FrameEmbeddings, Representation, check_batch
+from tfaudio.models.base import FrameEmbeddings, FrameGraph, Representation, check_batch
 from tfaudio.models.grouping import leading_mask, over_masked, waveform_graph
 from tfaudio.models.yamnet.config import BLOCKS, EMBEDDING_SIZE, YamnetParams, yamnet_identity
 
@@ -288,7 +288,7 @@ def _folded(conv, batchnorm) -> tuple[tf.Tensor, tf.Tensor]:
         shift = shift + batchnorm.beta
     kernel = tf.convert_to_tensor(conv.kernel)
     if isinstance(conv, keras.layers.DepthwiseConv2D):
-        return kernel * scale[:, tf.newaxis], shift
+        return kernel * tf.expand_dims(scale, 1), shift  # expand_dims: a TFLite builtin, unlike [:, newaxis]
     return kernel * scale, shift
 
 
@@ -301,7 +301,7 @@ def infer_patches(network: keras.Model, patches: tf.Tensor) -> tuple[tf.Tensor, 
     Keras 3's batch norm, which is separate element-wise passes over every activation.
     The folding reads the variables on every call, so fine-tuned or reloaded weights apply.
     """
-    x = patches[..., tf.newaxis]
+    x = tf.expand_dims(patches, -1)
     for index, (kind, _, _) in enumerate(BLOCKS, start=1):
         for part in ("conv",) if kind == "conv" else ("depthwise_conv", "pointwise_conv"):
             conv = network.get_layer(f"layer{index}_{part}")
@@ -347,6 +347,43 @@ class Yamnet:
         if weights_path is not None:
             load_weights(self.network, weights_path)
         self.embed_graph = waveform_graph(self._forward)
+
+    def export_frames(self, waveforms, lengths):
+        """(float32 [batch, samples], int32 [batch]) -> (embeddings float32 [batch, patches, 1024],
+        patch_mask bool [batch, patches]): `_forward`'s embeddings by the same operations, for an
+        exported graph (`YamnetRepresentation.frame_graph`).
+
+        The waveform goes through front end and network in pieces of at most
+        MAX_PATCHES_PER_CALL patches (per clip of the batch at least one), one after the other in
+        a tf.while_loop, so an hour of audio needs the memory of one piece, not of its whole
+        spectrogram. A patch sees only its own 0.975 s and pieces start on the 0.48 s patch grid,
+        so each patch is computed from the same samples as by `_forward`. The loop concatenates
+        (no map_fn tensor lists), so the graph converts to TFLite builtins: tf.lite's interpreter
+        has no Flex delegate. Patches past a shorter clip's own are computed from its zero padding
+        (export batches hold clips of one length), then zeroed as `_forward` leaves them.
+        """
+        params = self.params
+        padded = pad_waveforms(waveforms, lengths, params)
+        batch = tf.shape(padded)[0]
+        total = num_patches(tf.shape(padded)[1], params)
+        step = tf.maximum(MAX_PATCHES_PER_CALL // tf.maximum(batch, 1), 1)  # patches of each clip per piece
+        hop, width = params.patch_hop_samples, params.patch_samples
+
+        def body(start, done):
+            stop = tf.minimum(start + step, total)
+            piece = tf.slice(padded, [0, start * hop], [-1, (stop - start - 1) * hop + width])
+            patches = log_mel_patches(log_mel_spectrogram(piece, params), params)  # [batch, stop - start, 96, 64]
+            flat = tf.reshape(patches, [-1, params.patch_frames, params.patch_bands])
+            embeddings = infer_patches(self.network, flat)[1]
+            return stop, tf.concat([done, tf.reshape(embeddings, [batch, stop - start, EMBEDDING_SIZE])], axis=1)
+
+        _, embeddings = tf.while_loop(
+            lambda start, _: start < total, body, [tf.constant(0), tf.zeros([batch, 0, EMBEDDING_SIZE])],
+            shape_invariants=[tf.TensorShape([]), tf.TensorShape([None, None, EMBEDDING_SIZE])],
+            parallel_iterations=1,  # else pieces run side by side, each with its activations
+        )
+        patch_mask = leading_mask(embeddings, num_patches(lengths, params))
+        return tf.where(tf.expand_dims(patch_mask, -1), embeddings, 0.0), patch_mask  # expand_dims: a TFLite builtin
 
     def _forward(self, waveforms, lengths):
         """(float32 [batch, samples], int32 [batch]) -> YamnetOutput of tensors."""
@@ -414,6 +451,11 @@ class YamnetRepresentation(Representation):
     def frames(self, waveforms: np.ndarray, lengths: np.ndarray) -> FrameEmbeddings:
         out = self.model.embed(waveforms, lengths)
         return FrameEmbeddings(out.embeddings, out.patch_mask)
+
+    def frame_graph(self) -> FrameGraph:
+        """`Yamnet.export_frames`: what `frames` computes, by the same front end and `infer_patches`,
+        the waveform taken in pieces of at most MAX_PATCHES_PER_CALL patches (flat memory)."""
+        return FrameGraph(self.model.export_frames, self.model.network)
 
     def identity(self) -> dict:
         return yamnet_identity(self._digest, self.model.params)
