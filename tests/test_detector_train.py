@@ -283,8 +283,11 @@ def test_save_and_load_give_the_same_detector(tmp_path, trained, indexed):
     moved = loaded.with_thresholds({"tone": 0.99})
     assert moved.path is None and moved.thresholds[2] == 0.99 and moved.report("tone").point.threshold == 0.99
     assert loaded.thresholds[2] != 0.99
+    (out / "report.html").write_text("the old detector's report")
+    (out / "saved_model" / "1").mkdir(parents=True)  # its export: the old thresholds are in its graph
     moved.save(out)
     assert Detector.load(out).thresholds[2] == 0.99
+    assert not (out / "report.html").exists() and not (out / "saved_model").exists()  # no stale page or export
     with pytest.raises(DetectorError, match="no label 'owl'"):
         loaded.with_thresholds({"owl": 0.5})
     (tmp_path / "other").mkdir()

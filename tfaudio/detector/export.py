@@ -44,14 +44,14 @@ from pathlib import Path
 import numpy as np
 
 from tfaudio.detector.model import HEADER as DETECTOR_FILE
-from tfaudio.detector.model import DetectorError
+from tfaudio.detector.model import EXPORTS, DetectorError
 from tfaudio.training import export as base
 from tfaudio.training.export import ExportError
 
 #: tfaudio.json's "format" for a detector export.
 EXPORT_FORMAT = "tfaudio-detector"
 #: Where a saved detector keeps its export (DET/saved_model/<version>/).
-SAVED_MODEL = "saved_model"
+SAVED_MODEL = EXPORTS
 OUTPUTS = ("scores", "probabilities", "decisions", "starts", "ends", "clip_probabilities")
 #: Outputs whose last dimension is the detector's labels.
 LABEL_OUTPUTS = ("scores", "probabilities", "decisions", "clip_probabilities")

@@ -10,7 +10,9 @@ how well it did on held-out labels; saved as a folder and loaded back.
 
 Each file is written under a temporary name and renamed into place, detector.json last: it
 names the digests of the .npz files it goes with, so a folder left half-rewritten by a crash is
-refused as damaged rather than served with another detector's heads.
+refused as damaged rather than served with another detector's heads. Saving over a detector
+first removes its report and export: they describe the detector replaced (its heads, its
+thresholds), and `predict DET` would otherwise serve the old one.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ FORMAT = "tfaudio-detector/1"
 HEADER = "detector.json"
 HEADS = "heads.npz"
 HELD_OUT = "held_out.npz"
+#: What is made from a saved detector, in its folder (tfaudio.detector.report, .export).
+REPORT = "report.html"
+EXPORTS = "saved_model"
 #: What held_out.npz keeps per label.
 HELD_OUT_KEYS = ("y", "probability", "groups")
 
@@ -239,8 +244,8 @@ class Detector:
     def save(self, out: str | os.PathLike | None = None) -> Path:
         """Write the detector to the folder `out` (default: where it was loaded from) and
         return it; `path` is set to it. A folder that exists must be a detector (it is
-        replaced) or empty. OutputError when it cannot be written, DetectorError for a folder
-        that is something else."""
+        replaced, its report and export removed) or empty. OutputError when it cannot be
+        written, DetectorError for a folder that is something else."""
         from tfaudio.outputs import check_writable, write_bytes, write_text
 
         if out is None and self.path is None:
@@ -250,6 +255,11 @@ class Detector:
             raise DetectorError(f"{shown(out)}: exists and is not a tfaudio detector (no {HEADER}); choose another "
                                 "folder or empty this one")
         out.mkdir(parents=True, exist_ok=True)
+        if (out / HEADER).is_file():  # a replacement: what was made from the old detector goes
+            import shutil
+
+            shutil.rmtree(out / EXPORTS, ignore_errors=True)
+            (out / REPORT).unlink(missing_ok=True)
         digests = {}
         held = {f"{key}_{i}": self._held(label, key) for i, label in enumerate(self.labels) for key in HELD_OUT_KEYS}
         for name, arrays in ((HEADS, self.heads.arrays), (HELD_OUT, held)):
