@@ -42,7 +42,7 @@ def write_recordings(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory):
-    """(data folder, SearchIndex): windows of 0.1 s hop (10 hand-crafted frames), 21 per file."""
+    """(data folder, SearchIndex): windows of 0.1 s hop (10 hand-crafted frames), 20 per 2-s file."""
     from tfaudio.pipeline.run import RunSettings
     from tfaudio.search.build import IndexConfig, build_index
     from tfaudio.search.index import SearchIndex
