@@ -26,9 +26,14 @@ truth is per clip, and padded or quiet stretches of a clip of the class are not 
 window-level AP is in the JSON too. hoplite: perch-hoplite's own linear classifier
 (perch_hoplite.agile.classifier.train_linear_classifier, the agile notebook's settings) trained
 on the SAME window vectors and the SAME labelled windows, every unlabelled pool window a weak
-negative, scored the same way. The operating-point check takes the final detector's threshold
-(chosen at DetectorConfig.target_precision on its cross-validated held-out labels) to the
-held-out fold: precision there against the interval the detector reported.
+negative, scored the same way.
+
+The operating-point check: after the last round, one more round of --calibration stratified
+labels (a known-probability sample of the pool, its inclusion weights kept) and a detector
+trained on everything; its threshold (chosen at DetectorConfig.target_precision on the archive
+estimate, tfaudio.detector.archive) goes to the held-out fold: precision and recall of the
+held-out windows there against the intervals the detector reported. With --calibration 0 the
+threshold and interval are the cross-validated ones (on labelled windows only).
 
     python benchmarks/agile.py                                  # ESC-10 and Speech Commands words
     python benchmarks/agile.py --data esc10 --classes dog,rain --rounds 2 --out /tmp/agile/out
@@ -78,6 +83,8 @@ class Split:
         self.name, self.pool, self.test = name, pool, test
         self.clip_class, self.classes, self.queries = clip_class, tuple(classes), queries
         self.pool_sha = dict(zip(pool.windows["file"], pool.windows["sha256"]))
+        self.pool_class = np.array([clip_class[_key(f)] for f in pool.windows["file"]], dtype=object)
+        self.pool_vectors = pool.vectors(np.arange(len(pool)))
         files = test.windows["file"].to_numpy()
         self.test_clip, clip_files = _factorize(files)
         self.test_class = np.array([clip_class[_key(f)] for f in files], dtype=object)
@@ -140,24 +147,27 @@ def prepare(data: Path, work: Path, *, model: str, hop: float | None, held_out: 
 
 
 def _answer(split: Split, store, label: str, regions, *, source: str, round_: int, strategy: str) -> int:
-    """The oracle labels each (file, start, end) of `regions` by its clip's class; returns how
-    many it labelled (a window of no length, as an index may end a file with, cannot be)."""
+    """The oracle labels each (file, start, end[, weight]) of `regions` by its clip's class;
+    returns how many it labelled (a window of no length, as an index may end a file with,
+    cannot be). weight: a probability round's inclusion weight, kept as `labels import` keeps it."""
     answered = 0
-    for file, start, end in regions:
+    for file, start, end, *weight in regions:
         if not end > start:
             continue
         answered += 1
         kind = "positive" if split.clip_class[_key(file)] == label else "negative"
+        kept = weight[0] if weight and np.isfinite(weight[0]) else None
         store.add(file, float(start), float(end), label, kind, annotator="oracle", source=source, round=round_,
-                  strategy=strategy, sha256=split.pool_sha.get(file))
+                  strategy=strategy, sha256=split.pool_sha.get(file), weight=kept)
     return answered
 
 
-def simulate(split: Split, label: str, strategy: str, *, rounds: int, per_round: int, config, hoplite: bool,
-             folder: Path) -> dict:
-    """One class, one strategy: rounds + 1 detectors, each measured on the held-out fold.
+def simulate(split: Split, label: str, strategy: str, *, rounds: int, per_round: int, calibration: int, config,
+             hoplite: bool, folder: Path) -> dict:
+    """One class, one strategy: rounds + 1 detectors, each measured on the held-out fold, then
+    (calibration > 0) a stratified round of `calibration` labels for the archive estimate.
     Returns {"rounds": [per round: labels, windows, AP (tfaudio / hoplite, clip and window),
-    the detector's cross-validated AP], "operating_point": at the final round, "seconds"}."""
+    the detector's cross-validated AP], "operating_point": of the last detector, "seconds"}."""
     from tfaudio.data.audio import info
     from tfaudio.detector import next_windows, train_detector
     from tfaudio.labels import LabelStore
@@ -178,12 +188,18 @@ def simulate(split: Split, label: str, strategy: str, *, rounds: int, per_round:
         else:
             picks = next_windows(split.pool, store, label, strategy="random" if strategy == PASSIVE else strategy,
                                  n=per_round, detector=detector, config=config, seed=config.seed + round_)
-            regions, source = zip(picks["file"], picks["start"], picks["end"]), "next"
+            regions, source = zip(picks["file"], picks["start"], picks["end"], picks["weight"]), "next"
         spent += _answer(split, store, label, list(regions), source=source, round_=round_, strategy=strategy)
         detector = train_detector(split.pool, store, labels=[label], config=config)
         measured.append(_measure(split, store, label, detector, spent, config, hoplite))
+    if calibration:
+        picks = next_windows(split.pool, store, label, strategy="stratified", n=calibration, detector=detector,
+                             config=config, seed=config.seed + rounds + 1)
+        spent += _answer(split, store, label, list(zip(picks["file"], picks["start"], picks["end"], picks["weight"])),
+                         source="next", round_=rounds + 1, strategy="stratified")
+        detector = train_detector(split.pool, store, labels=[label], config=config)
     store.close()
-    return {"rounds": measured, "operating_point": _operating_point(split, label, detector),
+    return {"rounds": measured, "operating_point": {**_operating_point(split, label, detector), "labels": spent},
             "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -224,23 +240,52 @@ def _number(value) -> float | None:
 
 
 def _operating_point(split: Split, label: str, detector) -> dict:
-    """The final detector's threshold on the held-out fold: precision and recall of its windows
-    (and clips, by their best window) at it, and whether the window precision lies in the
-    interval the detector reported from cross-validation."""
+    """The last detector's threshold, against the interval the detector reported for it: the
+    archive estimate's when it made one (the threshold is then chosen on it), else the
+    cross-validated one.
+
+    On the held-out fold: precision and recall of its windows (and clips, by their best window)
+    at the threshold, the precision's own 95 % interval (resampling its clips: a fold of 8 clips
+    of a class is a small sample too), whether the precision lies in the stated interval
+    (in_interval), is not below its lower end (at_least_low), and whether the two intervals
+    overlap (consistent). On the pool: the archive estimate's own target, the precision and recall
+    the oracle's labels give for every pool window scored as the estimate scores them (out-of-fold
+    where labelled), and whether the stated intervals hold them (archive_covered, recall_covered).
+    """
+    from tfaudio.detector.stats import operating_point
+
     report, threshold = detector.reports[0], float(detector.thresholds[0])
     probability = detector.probabilities(split.test_vectors)[:, 0]
     clip_best = np.full(len(split.clip_truth_class), -np.inf)
     np.maximum.at(clip_best, split.test_clip, probability)
-    found = {"threshold": threshold, "cv": None if report.point is None else report.point.to_dict()}
+    found = {"threshold": threshold, "cv": None if report.point is None else report.point.to_dict(),
+             "archive": None if report.archive is None else report.archive.to_dict()}
     for level, truth, scores in (("window", split.test_class == label, probability),
                                  ("clip", split.clip_truth_class == label, clip_best)):
         predicted = scores >= threshold
         found[f"{level}_precision"] = float(truth[predicted].mean()) if predicted.any() else None
         found[f"{level}_recall"] = float(predicted[truth].mean()) if truth.any() else None
-    if report.point is not None and found["window_precision"] is not None:
-        low, high = report.point.precision_ci
-        found["in_interval"] = bool(low <= found["window_precision"] <= high)
-        found["reached"] = bool(found["window_precision"] >= detector.config.target_precision)
+    stated = report.archive if report.archive is not None else report.point
+    if stated is None or found["window_precision"] is None:
+        return found
+    held = operating_point(split.test_class == label, probability, threshold, split.test_clip, seed=detector.config.seed)
+    low, high = stated.precision_ci
+    found.update(interval="archive" if report.archive is not None else "cv", held_out_ci=list(held.precision_ci),
+                 in_interval=bool(low <= found["window_precision"] <= high),
+                 at_least_low=bool(found["window_precision"] >= low),
+                 consistent=bool(held.precision_ci[0] <= high and held.precision_ci[1] >= low),
+                 reached=bool(found["window_precision"] >= detector.config.target_precision))
+    if report.archive is not None:
+        scores = detector.probabilities(split.pool_vectors)[:, 0]
+        out_of_fold = detector.held_out[label]
+        scores[out_of_fold["ids"]] = out_of_fold["probability"]
+        truth, predicted = split.pool_class == label, scores >= threshold
+        archive = report.archive
+        found["archive_true_precision"] = float(truth[predicted].mean()) if predicted.any() else None
+        found["archive_true_recall"] = float(predicted[truth].mean())
+        found["archive_covered"] = found["archive_true_precision"] is not None and bool(
+            archive.precision_ci[0] <= found["archive_true_precision"] <= archive.precision_ci[1])
+        found["recall_covered"] = bool(archive.recall_ci[0] <= found["archive_true_recall"] <= archive.recall_ci[1])
     return found
 
 
@@ -261,10 +306,9 @@ def hoplite_scores(pool, labelled: np.ndarray, positive: np.ndarray, test_vector
     import warnings
 
     import tqdm
+    from perch_hoplite.agile import classifier, classifier_data
 
     from tfaudio.quiet import keras  # TensorFlow's logging quietened before hoplite imports it
-
-    from perch_hoplite.agile import classifier, classifier_data
 
     classifier.tqdm = types.SimpleNamespace(tqdm=functools.partial(tqdm.tqdm, disable=True))  # no bar per fit
 
@@ -336,10 +380,18 @@ def summarize(cells: dict, strategies, rounds: int, hoplite: bool) -> dict:
         checks = [cells[c][strategy]["operating_point"] for c in cells]
         judged = [p for p in checks if "in_interval" in p]
         points[strategy] = {"classes": len(checks), "with_interval": len(judged),
+                            "archive": sum(p.get("interval") == "archive" for p in judged),
                             "in_interval": sum(p["in_interval"] for p in judged),
+                            "at_least_low": sum(p["at_least_low"] for p in judged),
+                            "consistent": sum(p["consistent"] for p in judged),
                             "reached": sum(p["reached"] for p in judged),
+                            "archive_covered": sum(p.get("archive_covered", False) for p in judged),
+                            "recall_covered": sum(p.get("recall_covered", False) for p in judged),
+                            "labels": _mean(p.get("labels") for p in checks),
                             "mean_window_precision": _mean(p["window_precision"] for p in checks),
-                            "mean_clip_precision": _mean(p["clip_precision"] for p in checks),
+                            "mean_window_recall": _mean(p["window_recall"] for p in checks),
+                            "mean_stated_precision": _mean((p["archive"] or p["cv"] or {}).get("precision")
+                                                           for p in checks),
                             "mean_cv_precision": _mean(p["cv"]["precision"] for p in checks if p["cv"])}
     return {"mean": table, "operating_point": points}
 
@@ -365,14 +417,21 @@ def markdown(name: str, summary: dict, hoplite: bool) -> str:
         lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
     lines += ["", "tfaudio" + (" / hoplite (same labels)" if hoplite else "") + "; window-level AP, AP of the raw "
               "scores (before Platt scaling) and the detector's cross-validated AP are in results.json.", "",
-              f"### {name}: threshold at the target precision, final round, on the held-out fold", "",
-              "| strategy | classes with CV | held-out window precision in CV interval | reached target | "
-              "mean CV precision | mean held-out window precision | mean held-out clip precision |",
-              "|---|---|---|---|---|---|---|"]
+              f"### {name}: threshold at the target precision, last detector, on the held-out fold", "",
+              "Interval: the archive estimate's (stratified labels) where the detector made one, else the "
+              "cross-validated one.", "",
+              "| strategy | labels | classes with an interval (archive) | mean stated precision | "
+              "mean held-out precision | held-out reached target | held-out in the interval | not below its lower "
+              "end | intervals overlap | pool's true precision in the interval | pool's true recall in its "
+              "interval | mean held-out recall |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for strategy, p in summary["operating_point"].items():
-        lines.append(f"| {strategy} | {p['with_interval']}/{p['classes']} | {p['in_interval']}/{p['with_interval']} | "
-                     f"{p['reached']}/{p['with_interval']} | {shown(p['mean_cv_precision'])} | "
-                     f"{shown(p['mean_window_precision'])} | {shown(p['mean_clip_precision'])} |")
+        judged, labels = p["with_interval"], "-" if p["labels"] is None else round(p["labels"])
+        lines.append(f"| {strategy} | {labels} | {judged}/{p['classes']} ({p['archive']}) | "
+                     f"{shown(p['mean_stated_precision'])} | {shown(p['mean_window_precision'])} | "
+                     f"{p['reached']}/{judged} | {p['in_interval']}/{judged} | {p['at_least_low']}/{judged} | "
+                     f"{p['consistent']}/{judged} | {p['archive_covered']}/{p['archive']} | "
+                     f"{p['recall_covered']}/{p['archive']} | {shown(p['mean_window_recall'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -396,6 +455,9 @@ def main(argv=None) -> dict:
                         "class with 2+ pool clips and a held-out clip)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds after round 0 (default 3)")
     parser.add_argument("--per-round", type=int, default=10, help="labels per round (default 10)")
+    parser.add_argument("--calibration", type=int, default=20,
+                        help="labels of a last stratified round, for the archive estimate of the threshold's "
+                        "precision (default 20; 0: none, the threshold then the cross-validated one)")
     parser.add_argument("--strategies", default=",".join(ACTIVE + (PASSIVE,)),
                         help=f"comma-separated, of {', '.join(ACTIVE + (PASSIVE,))}")
     parser.add_argument("--held-out-fold", type=int, default=5, help="the fold only ever scored (default 5)")
@@ -423,8 +485,9 @@ def run(args) -> dict:
     out = check_writable(args.out)
     work = args.work or out / "work"
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    if set(strategies) - set(ACTIVE + (PASSIVE,)) or args.rounds < 0 or args.per_round < 1:
-        sys.exit(f"--strategies of {', '.join(ACTIVE + (PASSIVE,))}; --rounds >= 0; --per-round >= 1")
+    if set(strategies) - set(ACTIVE + (PASSIVE,)) or args.rounds < 0 or args.per_round < 1 or args.calibration < 0:
+        sys.exit(f"--strategies of {', '.join(ACTIVE + (PASSIVE,))}; --rounds >= 0; --per-round >= 1; "
+                 "--calibration >= 0")
     config = DetectorConfig(classifier=args.classifier, seed=args.seed)
     config = config if args.resamples is None else replace(config, resamples=args.resamples)
     hoplite = not args.no_hoplite
@@ -447,7 +510,8 @@ def run(args) -> dict:
                 saved = out / "cells" / split.name / strategy / f"{label}.json"
                 if not saved.exists():
                     cell = simulate(split, label, strategy, rounds=args.rounds, per_round=args.per_round,
-                                    config=config, hoplite=hoplite, folder=out / "labels")
+                                    calibration=args.calibration, config=config, hoplite=hoplite,
+                                    folder=out / "labels")
                     _write(saved, json.dumps(cell, indent=1))
                 cells[label][strategy] = json.loads(saved.read_text())
                 last = cells[label][strategy]["rounds"][-1]

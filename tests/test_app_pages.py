@@ -126,9 +126,37 @@ def test_the_next_round_leaves_judged_windows_out(app):
                                              "round": first["round"], "strategy": first["strategy"]}, headers=csrf)
     assert answer.status_code == 200
     newest = app.state.store.query()[-1]
-    assert (newest.source, newest.round, newest.strategy) == ("round", 1, "top")
+    assert (newest.source, newest.round, newest.strategy, newest.weight) == ("round", 1, "top", None)
+    assert all(w["weight"] is None for w in windows)  # a top pick is no probability sample: no weight
     for body, status in (({"label": "tone", "strategy": "best"}, 400), ({"label": "nothing-yet"}, 400)):
         assert client.post("/api/rounds", json=body, headers=csrf).status_code == status, body
+
+
+def test_a_round_pick_keeps_its_inclusion_weight(app):
+    client, csrf = signed_in(app)
+    tone = file_id(app, "tone300.wav")
+    assert client.post("/api/label", json={"id": tone, "start": 0, "end": 1.0, "label": "tone", "kind": "positive"},
+                       headers=csrf).status_code == 200
+    found = client.post("/api/rounds", json={"label": "tone", "strategy": "stratified", "n": 4}, headers=csrf)
+    assert found.status_code == 200, found.text
+    windows = found.json()["windows"]
+    weights = [w["weight"] for w in windows]
+    assert all(w is not None and w >= 1 for w in weights), weights  # each pick stands for `weight` windows
+    pick = windows[0]
+    body = {"id": pick["file_id"], "start": pick["start"], "end": pick["end"], "label": "tone", "kind": "negative",
+            "source": "round", "round": pick["round"], "strategy": "stratified"}
+    for weight in ("3", 0, -1, True, [2], 10**400):
+        refused = client.post("/api/label", json={**body, "weight": weight}, headers=csrf)
+        assert refused.status_code == 400, (weight, refused.text)
+        assert refused.json()["error"] == ("weight must be a number above 0 (a round pick's inclusion weight), "
+                                           "or null")
+    assert len(app.state.store) == 1  # nothing stored by a refused label
+    answer = client.post("/api/label", json={**body, "weight": pick["weight"]}, headers=csrf)
+    assert answer.status_code == 200 and answer.json()["weight"] == pick["weight"]
+    assert app.state.store.query()[-1].weight == pick["weight"]
+    answer = client.post("/api/label", json={**body, "start": 0.0, "end": 0.5, "id": tone, "weight": None},
+                         headers=csrf)
+    assert answer.status_code == 200 and answer.json()["weight"] is None
 
 
 #: Labels of "tone" enough to cross-validate: (file, start, end, kind), positives in 4 recordings.

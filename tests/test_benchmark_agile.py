@@ -58,9 +58,16 @@ def test_results_have_every_class_strategy_and_round(run):
             cell = dataset["cells"][label][strategy]
             assert len(cell["rounds"]) == 2 and "threshold" in cell["operating_point"]
             assert (out / "cells" / "synth" / strategy / f"{label}.json").exists()
+            # The last stratified round (20 labels, fewer where overlaps empty a small stratum):
+            # threshold and interval come from the archive estimate, checked on the pool's truth.
+            point = cell["operating_point"]
+            assert 1 + 4 + 4 + 5 <= point["labels"] <= 1 + 4 + 4 + 20 and point["archive"]["picks"] >= 5, point
+            assert point["threshold"] == pytest.approx(point["archive"]["threshold"])
+            assert "archive_covered" in point and 0 <= point["archive_true_precision"] <= 1
     assert json.loads((out / "results.json").read_text())["datasets"]["synth"]["mean"] == dataset["mean"]
     table = (out / "results.md").read_text()
     assert "| top |" in table and "| passive |" in table and "round 1 (9 labels)" in table
+    assert "pool's true precision in the interval" in table
 
 
 def test_an_easy_class_is_found(run):

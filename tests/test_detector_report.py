@@ -67,8 +67,9 @@ def test_the_page_is_self_contained_escapes_labels_and_states_the_numbers(detect
     owl = detector.reports[0]
     point = owl.point
     sentence = headline(detector, 0)
-    assert sentence.startswith(f"owl: at threshold {point.threshold:.2f} precision {point.precision:.2f} "
-                               f"({point.precision_ci[0]:.2f}–{point.precision_ci[1]:.2f})")
+    assert sentence.startswith(f"owl: at threshold {point.threshold:.2f}, on labelled windows, precision "
+                               f"{point.precision:.2f} ({point.precision_ci[0]:.2f}–{point.precision_ci[1]:.2f})")
+    assert "label a stratified round" in sentence  # no archive estimate without one
     assert f"ECE {owl.calibration.ece:.2f}" in sentence and f"AP {owl.average_precision:.2f}" in sentence
     assert "not reached" not in sentence and point.reached
     weak = headline(detector, 1)
@@ -84,7 +85,8 @@ def test_summary_table_has_a_row_per_label_and_follows_changed_thresholds(detect
     cells = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row) for row in rows]
     owl = detector.reports[0]
     assert cells[0][:3] == ["owl", str(owl.positives), str(owl.negatives)]
-    assert cells[0][12] == "yes" and cells[1][12] == "no" and cells[2][12] == "–"
+    assert cells[0][14] == "yes" and cells[1][14] == "no" and cells[2][14] == "–"
+    assert cells[0][12] == cells[0][13] == "–"  # archive precision and recall: no stratified round
     marks = re.findall(r"<tr([^>]*)>", table.split("<tbody>")[1])
     assert ["missed" in m for m in marks] == [False, True, False]  # the row that misses its target
     assert cells[2][-1].startswith("positives in only 1 recording")

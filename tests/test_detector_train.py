@@ -40,17 +40,21 @@ def write_recordings(root: Path) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def indexed(tmp_path_factory):
-    """(data folder, SearchIndex): windows of 0.1 s hop (10 hand-crafted frames), 20 per 2-s file."""
+def indexed_recordings(root: Path):
+    """(data folder, SearchIndex) of write_recordings under root: windows of 0.1 s hop (10
+    hand-crafted frames), 20 per 2-s file."""
     from tfaudio.pipeline.run import RunSettings
     from tfaudio.search.build import IndexConfig, build_index
     from tfaudio.search.index import SearchIndex
 
-    root = tmp_path_factory.mktemp("detector")
     data = write_recordings(root / "data")
     build_index(data, root / "index", IndexConfig(model="handcrafted", hop=0.1), RunSettings(store=str(root / "store")))
     return data, SearchIndex.open(root / "index")
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    return indexed_recordings(tmp_path_factory.mktemp("detector"))
 
 
 def labels(tmp_path, data, *, tone=range(5), random_noise=False, chirp=True) -> LabelStore:

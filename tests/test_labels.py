@@ -255,19 +255,116 @@ def test_an_older_store_is_upgraded_in_place(tmp_path, monkeypatch):
         assert "note" in [row[1] for row in store._db.execute("PRAGMA table_info(annotations)")]
 
 
-def test_a_version_1_store_keeps_its_labels_and_never_reuses_an_undone_id(tmp_path, monkeypatch):
+def old_store(path: Path, version: int, rows: list[tuple]) -> list[Annotation]:
+    """A store as the tfaudio of label schema `version` wrote it (its DDL: MIGRATIONS[:version]),
+    holding `rows` (file, start, end, label, kind, annotator); the annotations it holds, as read now."""
     from tfaudio.labels import schema
 
-    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])  # a store written by tfaudio with schema 1
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
-    with LabelStore(tmp_path / "labels.db") as store:
-        kept = [store.add("/x.wav", 0, 1, "owl"), store.add("/x.wav", 1, 2, "owl", "negative", annotator="ana")]
-    monkeypatch.undo()
+    db = sqlite3.connect(path)
+    for migration in schema.MIGRATIONS[:version]:
+        db.executescript(migration)
+    db.execute(f"PRAGMA user_version = {version}")
+    db.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+    stamp = "2024-05-01T10:00:00.000000+00:00"
+    db.executemany("INSERT INTO annotations (file, start_s, end_s, label, kind, annotator, time, source, round, "
+                   "strategy) VALUES (?, ?, ?, ?, ?, ?, ?, 'round', 1, 'top')", [(*row, stamp) for row in rows])
+    db.commit()
+    db.close()
+    return [Annotation(file, float(start), float(end), label, kind, annotator, stamp, "round", 1, "top", id=number)
+            for number, (file, start, end, label, kind, annotator) in enumerate(rows, start=1)]
+
+
+def test_a_version_1_store_keeps_its_labels_and_never_reuses_an_undone_id(tmp_path):
+    from tfaudio.labels import schema
+
+    kept = old_store(tmp_path / "labels.db", 1, [("/x.wav", 0, 1, "owl", "positive", ""),
+                                                 ("/x.wav", 1, 2, "owl", "negative", "ana")])
     with LabelStore(tmp_path / "labels.db") as store:
         assert list(store) == kept and store._db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
         undone = store.add("/x.wav", 2, 3, "owl")
         store.undo()
         assert store.add("/x.wav", 3, 4, "owl").id > undone.id  # an undo sent late cannot hit a newer label
+
+
+def test_a_version_2_store_gains_weights_keeping_its_labels_and_ids(tmp_path):
+    from tfaudio.labels import schema
+
+    database = tmp_path / "labels.db"
+    kept = old_store(database, 2, [("/x.wav", 0, 1, "owl", "positive", ""), ("/x.wav", 1, 2, "owl", "negative", "")])
+    with sqlite3.connect(database) as db:
+        db.execute("DELETE FROM annotations WHERE id = 2")  # undone: its id must stay unused after the upgrade
+    with LabelStore(database) as store:
+        assert list(store) == kept[:1] and kept[0].weight is None  # old rows: no weight
+        assert store._db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
+        weighed = store.add("/x.wav", 5, 6, "owl", weight=12.5)
+        assert weighed.id == 3 and weighed.weight == 12.5
+        with pytest.raises(sqlite3.IntegrityError):  # the file itself refuses a weight of 0 (another writer's)
+            store._db.execute("UPDATE annotations SET weight = 0 WHERE id = 3")
+    with LabelStore(database) as store:  # opened again: nothing to upgrade, all kept
+        assert list(store) == [kept[0], weighed]
+
+
+def test_weights_are_kept_with_their_labels_and_bad_ones_refused(tmp_path):
+    import numpy as np
+
+    with LabelStore(tmp_path / "labels.db") as store:
+        one = store.add("/x.wav", 0, 1, "owl", "negative", round=1, strategy="stratified", weight=np.float64(40 / 3))
+        plain = store.add("/x.wav", 1, 2, "owl", round=1, strategy="top")
+        assert (one.weight, type(one.weight), plain.weight) == (40 / 3, float, None)
+        # The weight is no part of what makes an annotation one: the same judgement again is the one stored.
+        assert store.add("/x.wav", 0, 1, "owl", "negative", weight=2.0) == one and len(store) == 2
+        store.add_many([Annotation("/y.wav", 0, 1, "owl", weight=3)])
+        assert [a.weight for a in store.query(label="owl", latest=True)] == [40 / 3, None, 3.0]
+        assert [a.weight for a in store] == [40 / 3, None, 3.0]
+        frame = store.frame()
+        assert frame.columns[-2:].tolist() == ["weight", "id"] and frame["weight"].dtype == float
+        assert frame["weight"].tolist()[0] == 40 / 3 and np.isnan(frame["weight"].tolist()[1])
+        for bad in (0, -2.5, float("nan"), float("inf"), "7", True):
+            with pytest.raises(LabelError, match=r"^/x\.wav: weight \S+ must be a finite number above 0 \(or none\)$"):
+                store.add("/x.wav", 3, 4, "owl", weight=bad)
+            with pytest.raises(LabelError, match="must be a finite number above 0"):
+                store.add_many([Annotation("/x.wav", 3, 4, "owl", weight=bad)])
+        assert len(store) == 3
+
+
+def test_weights_go_through_csv_and_a_round_sheet_but_not_raven(tmp_path):
+    from tfaudio.labels.formats import CSV_COLUMNS, NEXT_COLUMNS
+
+    assert CSV_COLUMNS[-1] == "weight" and NEXT_COLUMNS[-1] == "weight"
+    a = record(tmp_path, "a.wav", 2.0)
+    with LabelStore(tmp_path / "source.db") as source:
+        source.add(a, 0, 0.5, "owl", weight=100 / 3, round=2, strategy="stratified")
+        source.add(a, 0.5, 1, "owl", "negative", weight=1.0)
+        source.add(a, 1, 1.5, "owl")
+        for table_format, weights in (("csv", [100 / 3, 1.0, None]), ("raven", [None] * 3)):
+            out = tmp_path / f"labels.{table_format}"
+            export_labels(source, out, table_format)
+            with LabelStore(tmp_path / f"{table_format}.db") as copy:
+                assert import_tables(copy, [out])[1].added == 3
+                assert [x.weight for x in copy] == weights  # exactly: a weight is written in full
+        assert "weight" not in (tmp_path / "labels.raven").read_text().splitlines()[0].lower()
+
+    sheet = tmp_path / "next.csv"  # a round's sheet as `tfaudio labels next` writes it, two rows judged
+    sheet.write_text(",".join(NEXT_COLUMNS) + "\n"
+                     f"{a},0,0.5,owl,positive,0.91,stratified,3,12.5\n"
+                     f"{a},0.5,1,owl,negative,0.4,top,3,\n"
+                     f"{a},1,1.5,owl,,0.3,stratified,3,7\n")
+    with LabelStore(tmp_path / "next.db") as store:
+        (table,), counts = import_tables(store, [sheet])
+        assert (counts.added, table.unjudged, table.problems) == (2, 1, [])
+        assert [(x.kind, x.strategy, x.weight, x.source) for x in store] == [
+            ("positive", "stratified", 12.5, "next"), ("negative", "top", None, "next")]
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"file,start,end,label,weight\n{a},0,1,owl,many\n{a},1,2,owl,0\n{a},1,2,owl,-inf\n{a},0,1,owl,2\n")
+    with LabelStore(tmp_path / "bad.db") as store:
+        (table,), counts = import_tables(store, [bad])
+        assert counts.added == 1 and table.problems == [
+            f"{bad}:2: weight 'many' is not a number (an inclusion weight above 0, or empty)",
+            f"{bad}:3: weight 0 must be a finite number above 0 (or none)",
+            f"{bad}:4: weight -inf must be a finite number above 0 (or none)"]
+        result = invoke("labels", "import", str(bad), "--labels", str(tmp_path / "strict.db"), "--strict")
+        assert result.exit_code == 1 and result.output.count("\n") == 1 and "weight 'many'" in result.output
 
 
 # -- kills and two writers --------------------------------------------------------------------------

@@ -228,8 +228,9 @@ async def search_route(request):
 
 @answers
 async def label_route(request):
-    """POST /api/label {id (file id), start, end, label, kind, annotator, source, round, strategy}
-    -> the stored annotation's {id, label, kind}, answered after the commit."""
+    """POST /api/label {id (file id), start, end, label, kind, annotator, source, round, strategy,
+    weight} -> the stored annotation's {id, label, kind, annotator, weight}, answered after the
+    commit. weight: a stratified or random round's inclusion weight (a number above 0, or null)."""
     from tfaudio.labels.store import KINDS
 
     state = state_of(request)
@@ -247,12 +248,27 @@ async def label_route(request):
     if source not in LABEL_SOURCES:
         raise AppError(f"source must be one of {', '.join(LABEL_SOURCES)}")
     annotator = text(body, "annotator", default="") or state.annotator
+    weight = _inclusion_weight(body)
     stored = await run_in_threadpool(
         functools.partial(state.store.add, recording.path, start, end, label, kind, annotator=annotator,
                           source=source, round=integer(body, "round"), strategy=text(body, "strategy"),
-                          sha256=recording.sha256))
+                          sha256=recording.sha256, weight=weight))
     return JSONResponse({"id": stored.id, "label": stored.label, "kind": stored.kind, "annotator": stored.annotator,
-                         "saved": True})
+                         "weight": stored.weight, "saved": True})
+
+
+def _inclusion_weight(body: dict) -> float | None:
+    """body["weight"]: a round pick's inclusion weight, a finite number above 0 (absent, null: None)."""
+    value = body.get("weight")
+    if value is None:
+        return None
+    try:
+        weight = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # a JSON integer past any float
+        weight = math.nan
+    if not (math.isfinite(weight) and weight > 0):
+        raise AppError("weight must be a number above 0 (a round pick's inclusion weight), or null")
+    return weight
 
 
 @answers
@@ -279,9 +295,16 @@ def _round(state, label: str, strategy: str, count: int) -> dict:
     with state.work:
         rows = next_windows(state.index, state.store, label, strategy=strategy, n=count, detector=detector)
     windows = [hit_json(state, row.file, float(row.start), float(row.end), float(row.score), label=label,
-                        window=int(row.id), round=int(row.round), strategy=str(row.strategy))
+                        window=int(row.id), round=int(row.round), strategy=str(row.strategy),
+                        weight=_json_weight(getattr(row, "weight", None)))
                for row in rows.itertuples(index=False)]
     return {"windows": windows}
+
+
+def _json_weight(value) -> float | None:
+    """A round's inclusion weight for JSON: None for a pick that was no probability sample (NaN:
+    top, margin) and for a rounds table without weights."""
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def strategies() -> tuple[str, ...] | None:

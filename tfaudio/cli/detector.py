@@ -52,7 +52,8 @@ def detector():
 @click.option("--classifier", type=click.Choice(_CLASSIFIERS), default="linear", show_default=True,
               help="linear: logistic regression on the index's unit vectors; mlp: one hidden layer.")
 @click.option("--target-precision", type=FRACTION, default=0.9, show_default=True,
-              help="Each label's threshold: the lowest whose cross-validated precision reaches this.")
+              help="Each label's threshold: the lowest whose precision reaches this, estimated on the whole "
+              "archive where stratified rounds were labelled, else cross-validated on labelled windows.")
 @click.option("--weak-negative-weight", type=NON_NEGATIVE, default=0.1, show_default=True,
               help="Weight of each unlabelled window used as a negative (0: labelled windows only).")
 @click.option("--weak-negatives", type=COUNT_OR_ZERO, default=2000, show_default=True,
@@ -274,14 +275,27 @@ def _echo_reports(trained) -> None:
     notes = []
     for label, report, threshold in zip(trained.labels, trained.reports, trained.thresholds):
         ece = "-" if report.calibration is None else f"{report.calibration.ece:.3f}"
-        point = report.point
+        point, estimate = report.point, report.archive
+        if point is not None and abs(point.threshold - float(threshold)) > 1e-9:
+            point = trained.operating_point(label, float(threshold))  # the threshold in use (archive, or set)
+        if estimate is not None and abs(estimate.threshold - float(threshold)) > 1e-9:
+            estimate = None
         precision = "-" if point is None else _interval(point.precision, point.precision_ci)
         recall = "-" if point is None else _interval(point.recall, point.recall_ci)
-        if point is not None and not point.reached:
+        if point is not None and estimate is None and not point.precision >= trained.config.target_precision:
             precision += " (below target)"
         click.echo(f"{label:<{width}}  {report.positives:>5} {report.negatives:>5} {report.weak_negatives:>5} "
                    f"{report.recordings:>4}  {_interval(report.average_precision, report.average_precision_ci):<17}"
                    f"  {ece:>5}  {float(threshold):>6.3f}  {precision:<17}  {recall:<17}".rstrip())
+        if estimate is not None:
+            below = "" if estimate.reached else " (below target)"
+            notes.append(f"  {label}: on the whole archive ({estimate.picks} stratified labels): precision "
+                         f"{_interval(estimate.precision, estimate.precision_ci)}{below}, recall "
+                         f"{_interval(estimate.recall, estimate.recall_ci)}, {estimate.predicted} windows at or above "
+                         "the threshold (chosen on this estimate)")
+        elif point is not None:
+            notes.append(f"  {label}: precision is of labelled windows; label a stratified round (labels next "
+                         "--strategy stratified) to estimate it on the whole archive")
         if report.note:
             notes.append(f"  {label}: {report.note}")
     for note in notes:

@@ -116,8 +116,8 @@ def info(database):
 @click.option("--label", required=True, metavar="LABEL", help="The label to find windows for.")
 @click.option("--strategy", type=click.Choice(_STRATEGIES), default="top", show_default=True,
               help="top: the highest scores; margin: closest to the detector's threshold (probability 0.5 without "
-                   "one); stratified: one seeded pick in each of N equal-count score strata; random: seeded, "
-                   "uniform.")
+                   "one); stratified: seeded picks from score strata weighted towards the top, each with its "
+                   "inclusion weight (for precision on the whole archive); random: seeded, uniform.")
 @click.option("--n", "count", type=COUNT, default=10, show_default=True, metavar="N", help="Windows to propose.")
 @click.option("--detector", metavar="DET",
               help="A detector (tfaudio detector train) with a head for LABEL trained on INDEX's embeddings: scores "

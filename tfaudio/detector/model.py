@@ -62,7 +62,9 @@ class LabelReport:
     reliability (tfaudio.comparison.calibration.Calibration, kind "binary"); platt: (a, b);
     point: the operating point at the chosen threshold (tfaudio.detector.stats.OperatingPoint).
     calibration and point are None and the AP NaN when there was no cross-validation, and
-    `note` says why.
+    `note` says why. archive: precision and recall over the whole index at the detector's
+    threshold (tfaudio.detector.archive.ArchiveEstimate), estimated from stratified or random
+    rounds; None without such labels, the threshold then being the cross-validated one.
     """
 
     label: str
@@ -78,6 +80,7 @@ class LabelReport:
     platt: tuple[float, float] = (1.0, 0.0)
     point: object | None = None
     note: str = ""
+    archive: object | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready, for people and metrics files (NaN becomes None)."""
@@ -89,6 +92,7 @@ class LabelReport:
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "platt": {"a": self.platt[0], "b": self.platt[1]},
             "point": None if self.point is None else self.point.to_dict(), "note": self.note,
+            "archive": None if self.archive is None else self.archive.to_dict(),
         }
 
     def state(self) -> dict:
@@ -97,6 +101,8 @@ class LabelReport:
         for name in ("calibration", "point"):
             if state[name] is not None:
                 state[name] = {f.name: getattr(state[name], f.name) for f in dataclasses.fields(state[name])}
+        if state["archive"] is not None:
+            state["archive"] = self.archive.to_dict()
         return _plain(state)
 
     @classmethod
@@ -122,6 +128,10 @@ class LabelReport:
             p["precision_ci"] = tuple(_number(v) for v in p["precision_ci"])
             p["recall_ci"] = tuple(_number(v) for v in p["recall_ci"])
             state["point"] = OperatingPoint(**p)
+        if state.get("archive") is not None:
+            from tfaudio.detector.archive import ArchiveEstimate
+
+            state["archive"] = ArchiveEstimate.from_dict(state["archive"])
         return cls(**state)
 
 

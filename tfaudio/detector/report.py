@@ -88,11 +88,41 @@ def _point(detector, index: int) -> OperatingPoint | None:
                            resamples=config.resamples, seed=config.seed)
 
 
-def _reached(detector, point: OperatingPoint | None) -> bool | None:
-    """Whether the point's precision reaches the target (None when unknown)."""
-    if point is None or not math.isfinite(point.precision):
+def _archive(detector, index: int):
+    """The archive estimate of label `index` when it was made at the current threshold, else None."""
+    estimate = detector.reports[index].archive
+    if estimate is None or not math.isclose(estimate.threshold, float(detector.thresholds[index]), rel_tol=0,
+                                            abs_tol=1e-9):
         return None
-    return bool(point.precision >= detector.config.target_precision)
+    return estimate
+
+
+def _reached(detector, point: OperatingPoint | None, index: int | None = None) -> bool | None:
+    """Whether the precision at the threshold reaches the target: the archive estimate's when
+    there is one for label `index`, else the held-out point's (None when unknown)."""
+    estimate = None if index is None else _archive(detector, index)
+    precision = estimate.precision if estimate is not None else (None if point is None else point.precision)
+    if precision is None or not math.isfinite(precision):
+        return None
+    return bool(precision >= detector.config.target_precision)
+
+
+def _archive_sentence(detector, index: int) -> str:
+    """What the archive estimate says, or how to get one (empty without cross-validation)."""
+    report, estimate = detector.reports[index], _archive(detector, index)
+    if estimate is None:
+        if report.archive is not None:
+            return (f" The archive estimate was made at threshold {_value(report.archive.threshold)}, not the "
+                    "current one.")
+        return (" These figures are of labelled windows, which hold more of the sound than the archive does; "
+                "label a stratified round (tfaudio labels next --strategy stratified) to estimate precision on the "
+                "whole archive and choose the threshold on it.")
+    reached = "" if estimate.reached else f" (below the target {estimate.target:.2f})"
+    return (f" On the whole archive, estimated from {estimate.picks} stratified labels in {estimate.rounds} "
+            f"round(s): precision {_with_interval(estimate.precision, estimate.precision_ci)}{reached}, recall "
+            f"{_with_interval(estimate.recall, estimate.recall_ci)}, {estimate.predicted} windows at or above the "
+            f"threshold, about {estimate.positives:.0f} [{estimate.positives_ci[0]:.0f}-"
+            f"{estimate.positives_ci[1]:.0f}] windows of the sound in all; the threshold is chosen on this estimate.")
 
 
 def headline(detector, index: int) -> str:
@@ -101,7 +131,7 @@ def headline(detector, index: int) -> str:
     point = _point(detector, index)
     if point is None:
         return f"{report.label}: no held-out measurement. {report.note or 'Too few labels to cross-validate.'}"
-    parts = [f"{report.label}: at threshold {_value(point.threshold)} precision "
+    parts = [f"{report.label}: at threshold {_value(point.threshold)}, on labelled windows, precision "
              f"{_with_interval(point.precision, point.precision_ci)}, recall {_with_interval(point.recall, point.recall_ci)} "
              f"({point.predicted} of {_held_count(detector, report.label)} held-out windows at or above it, "
              f"{report.positives} labelled positive, in {report.recordings} recordings)"]
@@ -110,9 +140,9 @@ def headline(detector, index: int) -> str:
         quality = "poorly calibrated" if calibration.ece >= POOR_ECE else "calibrated within"
         parts.append(f"{quality} ECE {_with_interval(calibration.ece, calibration.ece_ci)}")
     parts.append(f"AP {_with_interval(report.average_precision, report.average_precision_ci)}")
-    sentence = "; ".join(parts) + "."
+    sentence = "; ".join(parts) + "." + _archive_sentence(detector, index)
     target = detector.config.target_precision
-    if _reached(detector, point) is False:
+    if _reached(detector, point, index) is False:
         sentence += (f" The target precision {target:.2f} is not reached on the held-out windows: label more "
                      "positives and the hard negatives above the threshold, or accept a lower target.")
     if report.positives < FEW_POSITIVES:
@@ -123,14 +153,16 @@ def headline(detector, index: int) -> str:
 
 
 _HEAD = ["label", "positives", "negatives", "unsure", "weak negatives", "recordings", "AP (95 % CI)", "ROC AUC",
-         "ECE (95 % CI)", "threshold", "precision (95 % CI)", "recall (95 % CI)", "target reached"]
+         "ECE (95 % CI)", "threshold", "precision (95 % CI)", "recall (95 % CI)", "archive precision (95 % CI)",
+         "archive recall (95 % CI)", "target reached"]
 
 
 def _row(detector, index: int) -> list[str]:
     report = detector.reports[index]
     point = _point(detector, index)
     calibration = report.calibration
-    reached = _reached(detector, point)
+    reached = _reached(detector, point, index)
+    estimate = _archive(detector, index)
     return [
         report.label, str(report.positives), str(report.negatives), str(report.unsure), str(report.weak_negatives),
         str(report.recordings), _with_interval(report.average_precision, report.average_precision_ci),
@@ -139,6 +171,8 @@ def _row(detector, index: int) -> list[str]:
         _value(detector.thresholds[index]),
         "–" if point is None else _with_interval(point.precision, point.precision_ci),
         "–" if point is None else _with_interval(point.recall, point.recall_ci),
+        "–" if estimate is None else _with_interval(estimate.precision, estimate.precision_ci),
+        "–" if estimate is None else _with_interval(estimate.recall, estimate.recall_ci),
         {True: "yes", False: "no", None: "–"}[reached],
     ]
 
@@ -158,8 +192,9 @@ def summary_html(detector) -> str:
             cells.append(f"<td>{html.escape(note)}</td>")
         body.append(f'<tr{" class=missed" if row[-1] == "no" else ""}>' + "".join(cells) + "</tr>")
     target = f"target precision {detector.config.target_precision:.2f}"
-    return (f'<table class="tfaudio-detector"><caption class="muted">Held-out (out-of-fold) windows; 95 % intervals '
-            f'resample recordings; {html.escape(target)}</caption><thead><tr>{th}</tr></thead>'
+    return (f'<table class="tfaudio-detector"><caption class="muted">Held-out (out-of-fold) labelled windows, 95 % '
+            f'intervals resampling recordings; archive: the whole index, estimated from stratified rounds; '
+            f'{html.escape(target)}</caption><thead><tr>{th}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table>')
 
 
@@ -294,7 +329,9 @@ def page(detector) -> str:
 <p class="muted">{len(detector.labels)} label(s), {html.escape(str(detector.config.classifier))} heads on
 {html.escape(str((detector.source or {}).get('model', 'embeddings')))} windows. Every number is measured on held-out
 windows (cross-validation grouped by recording); intervals are 95 % bootstrap intervals over recordings.
-Precision at a threshold chosen on the same windows is slightly optimistic. Written by tfaudio.</p>
+Labelled windows hold more of the sound than the archive, so their precision overstates the archive's; where
+stratified rounds were labelled, precision and recall on the whole archive are estimated from them (95 % posterior
+intervals) and the threshold is chosen on that estimate. Written by tfaudio.</p>
 <h2>Summary</h2>
 {summary_html(detector)}
 {''.join(sections)}

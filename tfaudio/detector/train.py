@@ -51,6 +51,7 @@ def train_detector(index, store, labels=None, config: DetectorConfig = DetectorC
     index = _open_index(index)
     with _opened(store) as opened:
         sets = _sets(index, opened, labels, config)
+        samples = {s.label: _samples(index, opened, s.label, config) for s in sets}
     plans = [_plan(s, config) for s in sets]
     total = sum(plan[1] + 1 for plan in plans)
     done = 0
@@ -78,6 +79,7 @@ def train_detector(index, store, labels=None, config: DetectorConfig = DetectorC
         parts.append(fit_label(config.classifier, (x - mean) / scale, s.y, s.weights, config))
         step(f"{s.label}: final fit")
     heads = stack(config.classifier, [s.label for s in sets], mean, scale, parts)
+    reports, thresholds = _on_the_archive(index, heads, reports, thresholds, held_out, samples, config)
     return Detector(labels=heads.labels, heads=heads, platt_a=np.array(platt_a), platt_b=np.array(platt_b),
                     thresholds=np.array(thresholds, np.float64), config=config, source=source_of(index),
                     reports=tuple(reports), held_out=held_out)
@@ -206,7 +208,8 @@ def _cross_validate(s: TrainingSet, x: np.ndarray, assignment, folds: int, note:
     recordings = len(set(s.groups[s.labelled]))
     counts = dict(label=s.label, positives=s.positives, negatives=s.negatives, unsure=s.unsure,
                   weak_negatives=s.weak_negatives, recordings=recordings)
-    empty = {"y": np.zeros(0, np.int8), "probability": np.zeros(0, np.float32), "groups": np.zeros(0, str)}
+    empty = {"y": np.zeros(0, np.int8), "probability": np.zeros(0, np.float32), "groups": np.zeros(0, str),
+             "ids": np.zeros(0, np.int64)}
     if assignment is None:
         return LabelReport(**counts, note=note), empty
     scores = np.full(len(s), np.nan)
@@ -225,12 +228,13 @@ def _cross_validate(s: TrainingSet, x: np.ndarray, assignment, folds: int, note:
     if skipped:
         note = f"folds {', '.join(map(str, skipped))} of {folds} had nothing to train on and are not held out"
     scored = s.labelled & ~np.isnan(scores)
-    return _measured(counts, s.y[scored], scores[scored], s.groups[scored], config, note)
+    return _measured(counts, s.y[scored], scores[scored], s.groups[scored], s.ids[scored], config, note)
 
 
-def _measured(counts: dict, y: np.ndarray, scores: np.ndarray, groups: np.ndarray, config: DetectorConfig,
-              note: str) -> tuple[LabelReport, dict]:
-    """Platt scaling, average precision, calibration and the threshold of held-out raw scores."""
+def _measured(counts: dict, y: np.ndarray, scores: np.ndarray, groups: np.ndarray, ids: np.ndarray,
+              config: DetectorConfig, note: str) -> tuple[LabelReport, dict]:
+    """Platt scaling, average precision, calibration and the threshold of held-out raw scores
+    (of the windows `ids`, kept with the held-out arrays for the archive estimate)."""
     from tfaudio.detector.stats import (
         average_precision,
         binary_calibration,
@@ -251,5 +255,48 @@ def _measured(counts: dict, y: np.ndarray, scores: np.ndarray, groups: np.ndarra
     report = LabelReport(**counts, average_precision=ap, average_precision_ci=ap_ci, roc_auc=roc_auc,
                          calibration=binary_calibration(p, y, groups, **seeded), platt=(a, b),
                          point=threshold_at_precision(y, p, config.target_precision, groups, **seeded), note=note)
-    held = {"y": y.astype(np.int8), "probability": p.astype(np.float32), "groups": np.asarray(groups, dtype=str)}
+    held = {"y": y.astype(np.int8), "probability": p.astype(np.float32), "groups": np.asarray(groups, dtype=str),
+            "ids": ids}
     return report, held
+
+
+def _samples(index, store, label: str, config: DetectorConfig):
+    """(known int8 [N]: 1 positive, 0 negative, -1 not labelled; the label's probability rounds)."""
+    from tfaudio.detector.archive import sampled_rounds
+    from tfaudio.labels.windows import window_kinds
+
+    annotations = store.query(label=label, latest=True)
+    if not any(a.weight is not None for a in annotations):
+        return None, []
+    kinds = window_kinds(index.windows, annotations, min_overlap=config.min_overlap)
+    known = np.where(kinds == "positive", 1, np.where(kinds == "negative", 0, -1)).astype(np.int8)
+    return known, sampled_rounds(index.windows, annotations, kinds, config.min_overlap)
+
+
+def _on_the_archive(index, heads, reports, thresholds, held_out, samples, config: DetectorConfig):
+    """Reports with the archive estimate of each label that has probability rounds, and the
+    thresholds chosen on it (tfaudio.detector.archive); the others as they were."""
+    from dataclasses import replace
+
+    from tfaudio.detector.archive import archive_estimate, usable
+    from tfaudio.detector.stats import platt
+
+    wanted = [i for i, r in enumerate(reports) if r.point is not None and usable(samples[r.label][1])]
+    if not wanted:
+        return reports, thresholds
+    columns = np.empty((len(index), len(wanted)), np.float64)
+    for first, block in index.chunks():
+        raw = heads.scores(np.asarray(block, np.float32))
+        columns[first : first + len(block)] = np.column_stack(
+            [platt(raw[:, i], *reports[i].platt) for i in wanted])
+    reports, thresholds = list(reports), list(thresholds)
+    for column, i in enumerate(wanted):
+        label = reports[i].label
+        known, rounds = samples[label]
+        scores = columns[:, column]
+        held = held_out[label]
+        scores[held["ids"]] = held["probability"]  # labelled windows: what a model not trained on them says
+        estimate = archive_estimate(scores, known, rounds, config.target_precision, seed=config.seed)
+        reports[i] = replace(reports[i], archive=estimate)
+        thresholds[i] = estimate.threshold
+    return tuple(reports), thresholds

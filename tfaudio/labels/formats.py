@@ -1,8 +1,9 @@
 """Label tables in and out of the store: tfaudio's CSV, Raven selection tables, tfaudio manifests.
 
-    csv       file,start,end,label[,kind,annotator,time,source,round,strategy,sha256,whole]; a CSV
-              with a `score` column is a round's sheet (`tfaudio labels next`: NEXT_COLUMNS),
-              whose rows with an empty kind are not judged yet and are skipped (counted)
+    csv       file,start,end,label[,kind,annotator,time,source,round,strategy,sha256,whole,weight];
+              a CSV with a `score` column is a round's sheet (`tfaudio labels next`: NEXT_COLUMNS),
+              whose rows with an empty kind are not judged yet and are skipped (counted); a
+              sheet's weight (a stratified or random pick's inclusion weight) is stored with its label
     raven     tab-separated; Begin Time (s), End Time (s), an annotation column, and the recording
               from Begin Path / Begin File (File Offset (s) when the table spans several files)
               or from --audio
@@ -30,10 +31,10 @@ from tfaudio.labels.store import Annotation, Counts, LabelError, now, resolve, s
 FORMATS = ("csv", "raven", "manifest")
 #: The columns of tfaudio's label CSV, in the order it writes them.
 CSV_COLUMNS = ("file", "start", "end", "label", "kind", "annotator", "time", "source", "round", "strategy",
-               "sha256", "whole")
+               "sha256", "whole", "weight")
 #: The columns of the sheet `tfaudio labels next` writes (next.csv): kind is left for a person to
 #: fill in; a CSV with a `score` column is read as such a sheet (see `_Reader.csv`).
-NEXT_COLUMNS = ("file", "start", "end", "label", "kind", "score", "strategy", "round")
+NEXT_COLUMNS = ("file", "start", "end", "label", "kind", "score", "strategy", "round", "weight")
 #: The source of the annotations a round's sheet gives (unless a row names another).
 NEXT_SOURCE = "next"
 #: Columns of a Raven table that may hold the annotation, tried in this order (else --annotation-column).
@@ -198,12 +199,17 @@ class _Reader:
         except ValueError as err:
             self.problem(line, f"not a number: {str(err).rpartition(': ')[2]}")
             return
+        try:
+            weight = float(get("weight")) if get("weight") else None  # its range: Annotation.problem
+        except ValueError:
+            self.problem(line, f"weight {get('weight')!r} is not a number (an inclusion weight above 0, or empty)")
+            return
         given, actual = get("sha256") or None, self.hashes(path)
         annotation = Annotation(
             file=path, start=start, end=end, label=get("label", ""), kind=(get("kind") or "positive").lower(),
             annotator=get("annotator") or self.annotator, time=get("time") or self.time,
             source=get("source") or "import", round=round_, strategy=get("strategy") or None,
-            sha256=given or actual, whole=(get("whole") or "").lower() in ("1", "true", "yes"))
+            sha256=given or actual, whole=(get("whole") or "").lower() in ("1", "true", "yes"), weight=weight)
         problem = annotation.problem()
         if problem:
             self.problem(line, problem)
@@ -335,7 +341,10 @@ def render(annotations: Sequence[Annotation], format: str, folder: Path) -> tupl
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
         for a in annotations:
-            writer.writerow([_cell(getattr(a, name)) for name in CSV_COLUMNS])
+            # a weight in full (repr: the shortest text that reads back as the same float); seconds
+            # are kept to the microsecond, so _number writes them exactly already
+            writer.writerow([_cell(getattr(a, name)) if name != "weight" or a.weight is None else repr(a.weight)
+                             for name in CSV_COLUMNS])
     elif format == "raven":
         writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
         writer.writerow(["Selection", "View", "Channel", _RAVEN_BEGIN, _RAVEN_END, "Begin Path", "Begin File",

@@ -86,9 +86,17 @@ CREATE INDEX annotations_by_label ON annotations (label, kind);
 CREATE INDEX annotations_by_content ON annotations (sha256, start_s);
 """
 
+# Version 3: the inclusion weight of a label drawn as a probability sample (a stratified or random
+# round's pick: windows in its stratum / picks taken from it), so that precision can be estimated
+# on the whole archive and not only on the labelled windows. Older rows were no such sample: NULL.
+# Not part of the uniqueness key: the same judgement of the same span is one annotation.
+_VERSION_3 = """
+ALTER TABLE annotations ADD COLUMN weight REAL CHECK (weight IS NULL OR weight > 0)
+"""
+
 #: MIGRATIONS[v] brings a store from schema version v to v + 1; the current version is their count.
 #: Append to it, never edit an entry: a store written by this tfaudio must open in every later one.
-MIGRATIONS: tuple[str, ...] = (_VERSION_1, _VERSION_2)
+MIGRATIONS: tuple[str, ...] = (_VERSION_1, _VERSION_2, _VERSION_3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -3,7 +3,8 @@
 Each annotation says that, in the recording `file` (content `sha256`, None when the file was not
 there to hash), the span `start`..`end` seconds is a `positive`, `negative` or `unsure` example of
 `label`, according to `annotator` at `time`, and where the judgement came from (`source`: search,
-import, round, app, python; the active-learning `round` and `strategy` that proposed it).
+import, round, app, python; the active-learning `round` and `strategy` that proposed it; the
+inclusion `weight` of a window drawn as a probability sample by a stratified or random round).
 
 What the file promises (see docs/labels.md):
 - A write that returned is on disk: every write is its own transaction (or, for imports, one of
@@ -57,8 +58,11 @@ class Annotation:
 
     file: the recording's path (absolute). sha256: its content hash, None when unknown.
     start, end: seconds from the recording's start, 0 <= start < end. whole: the annotation is
-    about the whole recording (a manifest's label), start..end being its length. id: the store's
-    row id (None before it is stored).
+    about the whole recording (a manifest's label), start..end being its length. weight: the
+    inclusion weight (1 / the probability of being picked: windows in its stratum / picks taken
+    from it) of a span drawn as a probability sample (a stratified or random round's pick), so
+    that archive-wide rates can be estimated from such labels; None for any other label. id: the
+    store's row id (None before it is stored).
     """
 
     file: str
@@ -73,6 +77,7 @@ class Annotation:
     strategy: str | None = None
     sha256: str | None = None
     whole: bool = False
+    weight: float | None = None
     id: int | None = None
 
     def problem(self) -> str | None:
@@ -92,6 +97,8 @@ class Annotation:
                 datetime.datetime.fromisoformat(self.time)
             except ValueError:
                 return f"time {self.time!r} is not an ISO 8601 date and time"
+        if self.weight is not None and not _positive(self.weight):
+            return f"weight {_said(self.weight)} must be a finite number above 0 (or none)"
         return None
 
     def checked(self) -> Annotation:
@@ -100,9 +107,27 @@ class Annotation:
         if problem:
             raise LabelError(f"{shown(self.file)}: {problem}")
         start, end, label = round(float(self.start), _DIGITS), round(float(self.end), _DIGITS), self.label.strip()
-        if (start, end, label) == (self.start, self.end, self.label) and self.time and type(self.whole) is bool:
+        weight = None if self.weight is None else float(self.weight)  # numpy's float64 is no SQLite type
+        if (start, end, label) == (self.start, self.end, self.label) and self.time and type(self.whole) is bool \
+                and type(self.weight) is type(weight):
             return self  # as stored already (an import builds them so: half its time went to copies)
-        return replace(self, start=start, end=end, label=label, time=self.time or now(), whole=bool(self.whole))
+        return replace(self, start=start, end=end, label=label, time=self.time or now(), whole=bool(self.whole),
+                       weight=weight)
+
+
+def _positive(value) -> bool:
+    """Whether `value` is a finite real number above 0 (a weight; not a bool, not text)."""
+    import math
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _said(value) -> str:
+    """A bad value as its user wrote it: a number plainly (numpy's repr names its type), else repr."""
+    import numbers
+
+    return f"{float(value):g}" if isinstance(value, numbers.Real) and not isinstance(value, bool) else repr(value)
 
 
 #: The columns of `LabelStore.frame()` (Annotation's fields).
@@ -194,16 +219,17 @@ class LabelStore:
 
     def add(self, file: str | os.PathLike, start: float, end: float, label: str, kind: str = "positive", *,
             annotator: str = "", source: str = "python", round: int | None = None, strategy: str | None = None,
-            sha256: str | None = None, whole: bool = False, time: str = "") -> Annotation:
+            sha256: str | None = None, whole: bool = False, time: str = "", weight: float | None = None) -> Annotation:
         """Store one annotation (committed on return) and return it as stored, with its id; the
         same annotation stored before is returned as it was. `file` is made absolute; its
         content hash is computed when `sha256` is not given and the file exists (once per file
-        while its size and modification time stay the same: give the index's hash to skip it)."""
+        while its size and modification time stay the same: give the index's hash to skip it).
+        weight: the inclusion weight of a span drawn as a probability sample (see Annotation)."""
         path = resolve(file)
         if sha256 is None:
             sha256 = self._digest(path)
         annotation = Annotation(path, start, end, label, kind, annotator, time, source, round, strategy, sha256,
-                                whole).checked()
+                                whole, weight).checked()
         with self._writing() as db:
             db.execute(_INSERT, _values(annotation))
             row = db.execute(f"SELECT {_SELECT} FROM annotations WHERE file = ? AND start_s = ? AND end_s = ? "
@@ -293,7 +319,7 @@ class LabelStore:
         import pandas as pd
 
         frame = pd.DataFrame.from_records(self._select(*_matching(**filters)), columns=["id", *_STORED])
-        return frame[list(COLUMNS)].astype({"start": float, "end": float, "whole": bool})
+        return frame[list(COLUMNS)].astype({"start": float, "end": float, "whole": bool, "weight": float})
 
     def __iter__(self) -> Iterator[Annotation]:
         return iter(self.query())

@@ -150,9 +150,12 @@ const tfaudio = (() => {
       card.classList.remove("failed", "saved-positive", "saved-negative", "saved-unsure");
       card.classList.add("saving");
       state.textContent = `saving ${kind}…`;
+      // A round's inclusion weight holds for the label the round sampled for, not for another
+      // label typed since: that label's judgement is no probability sample.
+      const weight = item.weight != null && item.round_label === label ? item.weight : null;
       const saving = api("/api/label", {
         id: item.file_id, start: item.start, end: item.end, label, kind, source: this.source,
-        annotator: annotatorBox.value.trim(), round: item.round ?? null, strategy: item.strategy ?? null,
+        annotator: annotatorBox.value.trim(), round: item.round ?? null, strategy: item.strategy ?? null, weight,
       }).then((saved) => {
         card.classList.remove("saving");
         card.classList.add(`saved-${saved.kind}`);

@@ -1,5 +1,6 @@
 // tfaudio serve, rounds page: ask for the next windows to judge for the label in the top bar, by
-// strategy, and judge them (each label stored with its round and strategy).
+// strategy, and judge them (each label stored with its round and strategy, and a stratified or
+// random pick's inclusion weight).
 "use strict";
 
 (() => {
@@ -20,6 +21,7 @@
                                               n: Number($("round-n").value) || 10});
       const round = found.windows.length ? found.windows[0].round : "-";
       status.textContent = `${found.windows.length} windows for ${label} (round ${round})`;
+      for (const pick of found.windows) pick.round_label = label;  // the label its weight is for
       grid.show(found.windows);
     } catch (err) {
       status.className = "status error";

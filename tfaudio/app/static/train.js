@@ -72,6 +72,17 @@
     for (const b of bins) svgNode(svg, "circle", {class: "dot", cx: x(b.confidence), cy: y(b.accuracy), r: 3});
   }
 
+  // Labelled windows hold more of the sound than the archive; stratified rounds (their picks keep
+  // inclusion weights) give precision and recall over every window, and the threshold is chosen on them.
+  function archiveText(a) {
+    if (!a) return "not estimated: label a stratified round (Rounds page) to estimate precision on every window";
+    if (Math.abs(a.threshold - shown.threshold) > 1e-9) return `estimated at threshold ${fmt(a.threshold)}, not this one`;
+    return `precision ${fmt(a.precision)}${interval(a.precision_ci95)}` +
+      (a.reached ? "" : ` (target ${shown.target_precision} not reached)`) +
+      `, recall ${fmt(a.recall)}${interval(a.recall_ci95)}; ${a.predicted} windows at or above the threshold ` +
+      `(from ${a.picks} stratified labels)`;
+  }
+
   function showMetrics() {
     const r = shown.report;
     const p = r.point;
@@ -87,6 +98,7 @@
       ["precision there", p ? `${fmt(p.precision)}${interval(p.precision_ci95)}` +
         (p.reached ? "" : ` (target ${shown.target_precision} not reached)`) : "–"],
       ["recall there", p ? `${fmt(p.recall)}${interval(p.recall_ci95)}` : "–"],
+      ["on the whole archive", archiveText(r.archive)],
     ];
     $("metrics").replaceChildren(...rows.map(([name, value]) => {
       const row = element("tr");
