@@ -201,6 +201,8 @@ def test_train_try_a_threshold_commit_it_detect_and_export(app):
     assert client.get("/api/point", params={"label": "tone", "threshold": 2}).status_code == 400
     committed = client.post("/api/threshold", json={"label": "tone", "threshold": 0.6}, headers=csrf).json()
     assert committed["threshold"] == 0.6 and Detector.load(shown["path"]).thresholds[0] == 0.6
+    moved = client.get("/api/detector", params={"label": "tone"}).json()  # the page's figures follow the threshold
+    assert moved["report"]["point"]["threshold"] == 0.6 and moved["report"]["point"]["precision"] == tried["precision"]
 
     detected = finished(client, client.post("/api/detect", json={"label": "tone"}, headers=csrf).json())
     assert detected["state"] == "done" and detected["result"]["windows"] == len(app.state.index), detected

@@ -61,8 +61,14 @@ def described(detector, label: str) -> dict:
     position = detector.labels.index(label)
     exports = sorted((p.name for p in (Path(detector.path) / "saved_model").glob("[0-9]*") if p.is_dir()), key=int) \
         if detector.path else []
-    return plain({"trained": True, "label": label, "path": str(detector.path), "report": report.to_dict(),
-                  "threshold": float(detector.thresholds[position]), "curve": curve,
+    threshold = float(detector.thresholds[position])
+    described = report.to_dict()
+    if report.point is not None and abs(report.point.threshold - threshold) > 1e-9:
+        # The threshold in use is not the cross-validated one (chosen on the archive estimate, or
+        # set by hand): show held-out precision and recall at it.
+        described["point"] = detector.operating_point(label, threshold).to_dict()
+    return plain({"trained": True, "label": label, "path": str(detector.path), "report": described,
+                  "threshold": threshold, "curve": curve,
                   "target_precision": detector.config.target_precision, "exports": exports})
 
 
